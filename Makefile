@@ -1,0 +1,32 @@
+# One command to run the service, one to test it. Needs only Python 3.11.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench venv clean-db
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## run: start embedded Postgres, migrate, load demo data, web on 127.0.0.1:8000 + worker
+run: $(STAMP)
+	$(PY) manage.py devserver
+
+## test: the whole pytest suite against real PostgreSQL (embedded unless DATABASE_URL is set)
+test: $(STAMP)
+	ENVIRONMENT=test $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(STAMP)
+	@set -e; for script in bench/*.py; do \
+		echo "== $$script"; $(PY) $$script; \
+	done

@@ -1,0 +1,1 @@
+"""The project package has no models of its own; this module lets it receive post_migrate."""

@@ -1,0 +1,69 @@
+"""Groups and API permissions.
+
+Three groups carry every permission (DESIGN.md): ``clients`` (jobs, lookups,
+error reports), ``support`` (read errors) and ``ops`` (breaker overrides, job
+cancel, cache warm). Superusers pass every check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.permissions import BasePermission
+
+CLIENTS = "clients"
+SUPPORT = "support"
+OPS = "ops"
+GROUPS = (CLIENTS, SUPPORT, OPS)
+
+# Django model permissions each group gets in the admin, as "app_label.codename".
+# Applied after every `migrate` (controlplane.apps), so production has the groups too.
+GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
+    CLIENTS: [],
+    SUPPORT: [],
+    OPS: [
+        "django_q.view_schedule",
+        "django_q.view_success",
+        "django_q.view_failure",
+        "django_q.view_ormq",
+    ],
+}
+
+
+def group_names(user: Any) -> frozenset[str]:
+    """The user's group names, cached on the user object for the request."""
+    if not user or not user.is_authenticated:
+        return frozenset()
+    cached = getattr(user, "_controlplane_groups", None)
+    if cached is None:
+        cached = frozenset(user.groups.values_list("name", flat=True))
+        user._controlplane_groups = cached
+    return cached
+
+
+def in_groups(user: Any, *groups: str) -> bool:
+    if not user or not user.is_authenticated:
+        return False
+    return bool(user.is_superuser or group_names(user) & set(groups))
+
+
+class _GroupPermission(BasePermission):
+    groups: tuple[str, ...] = ()
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return in_groups(request.user, *self.groups)
+
+
+class IsClient(_GroupPermission):
+    message = "This action needs the 'clients' group."
+    groups = (CLIENTS, OPS)
+
+
+class IsSupport(_GroupPermission):
+    message = "This action needs the 'support' or 'ops' group."
+    groups = (SUPPORT, OPS)
+
+
+class IsOps(_GroupPermission):
+    message = "This action needs the 'ops' group."
+    groups = (OPS,)

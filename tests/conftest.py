@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from controlplane.apps import sync_groups
+from controlplane.permissions import CLIENTS, OPS, SUPPORT
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Hashing test passwords with PBKDF2 costs ~0.3 s per user and proves nothing here.
+settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def subprocess_env(**overrides: str) -> dict[str, str]:
+    """Environment for a child Django process sharing this run's database server."""
+    env = {**os.environ, "DATABASE_URL": settings.DATABASE_URL, "PYTHONUNBUFFERED": "1"}
+    env.update(overrides)
+    return env
+
+
+PYTHON = sys.executable
+
+
+def _user(username: str, group: str | None, *, is_staff: bool = False) -> User:
+    if not Group.objects.filter(name=group).exists():  # flushed by a transactional test
+        sync_groups()
+    user = User.objects.create_user(username=username, password="pw", is_staff=is_staff)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def client_user(db: Any) -> User:
+    return _user("alice-client", CLIENTS)
+
+
+@pytest.fixture
+def support_user(db: Any) -> User:
+    return _user("sam-support", SUPPORT, is_staff=True)
+
+
+@pytest.fixture
+def ops_user(db: Any) -> User:
+    return _user("olga-ops", OPS, is_staff=True)
+
+
+@pytest.fixture
+def nobody_user(db: Any) -> User:
+    return _user("nobody", None)
+
+
+def token_client(user: User) -> APIClient:
+    api = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return api
+
+
+@pytest.fixture
+def api_as() -> Any:
+    return token_client
