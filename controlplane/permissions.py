@@ -20,8 +20,10 @@ GROUPS = (CLIENTS, SUPPORT, OPS)
 # Applied after every `migrate` (controlplane.apps), so production has the groups too.
 GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
     CLIENTS: [],
-    SUPPORT: [],
+    SUPPORT: ["errors.view_errorrecord", "errors.view_errorgroup"],
     OPS: [
+        "errors.view_errorrecord",
+        "errors.view_errorgroup",
         "django_q.view_schedule",
         "django_q.view_success",
         "django_q.view_failure",

@@ -19,6 +19,7 @@ from controlplane.env import (
     env_str,
     parse_database_url,
 )
+from controlplane.errors.scrubbing import DEFAULT_DENYLIST
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -198,6 +199,15 @@ Q_CLUSTER = {
 if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
     raise ImproperlyConfigured("Q_RETRY must be greater than Q_TIMEOUT")
 
+# --- Error records ---------------------------------------------------------------
+ERROR_RETENTION_DAYS = env_int("ERROR_RETENTION_DAYS", 90, minimum=1)
+ERROR_SPOOL_PATH = Path(env_str("ERROR_SPOOL_PATH", str(BASE_DIR / "var" / "error-spool.jsonl")))
+ERROR_MAX_BODY_BYTES = env_int("ERROR_MAX_BODY_BYTES", 8192, minimum=0)
+ERROR_SCRUB_KEYS = env_list("ERROR_SCRUB_KEYS", list(DEFAULT_DENYLIST))
+ERROR_DB_CONNECT_TIMEOUT = env_int("ERROR_DB_CONNECT_TIMEOUT", 2, minimum=1)
+ERROR_DB_STATEMENT_TIMEOUT_MS = env_int("ERROR_DB_STATEMENT_TIMEOUT_MS", 5000, minimum=100)
+CSRF_FAILURE_VIEW = "controlplane.errors.views.csrf_failure"
+
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {
@@ -205,12 +215,22 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "message": {"format": "%(message)s"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # Recorded errors are logged as one bare JSON object per line.
+        "json_lines": {"class": "logging.StreamHandler", "formatter": "message"},
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "pgserver": {"level": "WARNING"},
         "django.db.backends": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
+        "controlplane.errors.records": {
+            "handlers": ["json_lines"],
+            "level": "INFO",
+            "propagate": False,
+        },
     },
 }

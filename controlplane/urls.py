@@ -7,8 +7,14 @@ from rest_framework.permissions import AllowAny
 
 from controlplane.api import router
 
+handler400 = "controlplane.errors.views.bad_request"
+handler403 = "controlplane.errors.views.permission_denied"
+handler404 = "controlplane.errors.views.page_not_found"
+handler500 = "controlplane.errors.views.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("controlplane.errors.api")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

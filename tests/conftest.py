@@ -76,3 +76,27 @@ def token_client(user: User) -> APIClient:
 @pytest.fixture
 def api_as() -> Any:
     return token_client
+
+
+def _uses_database(request: pytest.FixtureRequest) -> bool:
+    return bool(
+        request.node.get_closest_marker("django_db")
+        or {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames)
+    )
+
+
+@pytest.fixture(autouse=True)
+def _isolated_error_store(request: pytest.FixtureRequest, tmp_path: Path, settings: Any) -> Any:
+    """Error records are committed on their own connection, outside the test's
+    transaction: give each test its own spool and start it with empty error tables.
+
+    (Cleaning up front, not afterwards: at teardown the test's transaction may still
+    hold row locks that the side connection would wait on.)"""
+    settings.ERROR_SPOOL_PATH = tmp_path / "error-spool.jsonl"
+    if _uses_database(request):
+        from controlplane.errors.store import get_store
+
+        request.getfixturevalue("django_db_setup")  # so NAME is the test database
+        with get_store()._connection().cursor() as cursor:
+            cursor.execute("DELETE FROM errors_errorrecord; DELETE FROM errors_errorgroup")
+    return

@@ -1,9 +1,31 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+SCHEDULES = (
+    # (name, function, minutes between runs)
+    ("errors: replay spool", "controlplane.errors.tasks.replay_error_spool", 1),
+    ("errors: purge old records", "controlplane.errors.tasks.purge_errors", 24 * 60),
+)
+
+
+def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
+    from django_q.models import Schedule
+
+    for name, func, minutes in SCHEDULES:
+        Schedule.objects.using(using).update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes},
+        )
 
 
 class ErrorsConfig(AppConfig):
     name = "controlplane.errors"
     label = "errors"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="errors.schedules")

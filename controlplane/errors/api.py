@@ -1,0 +1,195 @@
+"""REST API for error records: services report errors, support reads them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.validators import RegexValidator
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.errors import store
+from controlplane.errors.exceptions import NotFoundError, UserFacingError
+from controlplane.errors.models import ErrorGroup, ErrorRecord
+from controlplane.errors.recording import build_row, save_row
+from controlplane.permissions import IsClient, IsSupport
+
+
+class ErrorReportInput(serializers.Serializer):
+    code = serializers.CharField(
+        max_length=100,
+        validators=[
+            RegexValidator(r"^[A-Z][A-Z0-9_]*$", "Use UPPER_SNAKE_CASE, e.g. PARSER_TIMEOUT.")
+        ],
+    )
+    message = serializers.CharField(
+        max_length=10_000, help_text="Technical message (never shown to users)."
+    )
+    user_message = serializers.CharField(max_length=2_000, required=False, allow_blank=True)
+    service = serializers.CharField(max_length=100)
+    context = serializers.DictField(required=False, default=dict)
+    occurred_at = serializers.DateTimeField(required=False)
+    support_id = serializers.UUIDField(required=False, help_text="Reuse an id you already showed.")
+    http_status = serializers.IntegerField(min_value=400, max_value=599, default=500)
+    type = serializers.CharField(max_length=50, required=False, default="reported_error")
+    job_id = serializers.UUIDField(required=False)
+
+
+class ErrorReportOutput(serializers.Serializer):
+    support_id = serializers.UUIDField()
+    message = serializers.CharField(help_text="The user-safe message with its reference.")
+
+
+class ErrorRecordOutput(serializers.Serializer):
+    support_id = serializers.UUIDField()
+    code = serializers.CharField()
+    type = serializers.CharField()
+    http_status = serializers.IntegerField()
+    message = serializers.SerializerMethodField()
+    user_message = serializers.CharField()
+    technical_message = serializers.CharField()
+    context = serializers.JSONField()
+    service = serializers.CharField()
+    request_method = serializers.CharField()
+    request_path = serializers.CharField()
+    username = serializers.CharField()
+    api_client = serializers.CharField()
+    job_id = serializers.UUIDField(allow_null=True)
+    breaker_name = serializers.CharField()
+    breaker_state = serializers.CharField()
+    exception_type = serializers.CharField()
+    traceback = serializers.CharField()
+    fingerprint = serializers.CharField()
+    occurred_at = serializers.DateTimeField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+    def get_message(self, record: ErrorRecord) -> str:
+        return f"{record.user_message} (Reference: {record.support_id})"
+
+
+class ErrorGroupOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    first_seen = serializers.DateTimeField()
+    last_seen = serializers.DateTimeField()
+    latest_support_id = serializers.UUIDField()
+
+
+class ErrorListFilters(serializers.Serializer):
+    code = serializers.CharField(required=False, max_length=100)
+    service = serializers.CharField(required=False, max_length=100)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+
+
+class ErrorCursorPagination(CursorPagination):
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+class ErrorListCreateView(APIView):
+    """POST: a service reports an error (clients). GET: support lists errors."""
+
+    def get_permissions(self) -> list[Any]:
+        if self.request.method == "POST":
+            return [IsClient()]
+        if self.request.method in SAFE_METHODS:
+            return [IsSupport()]
+        return [IsAuthenticated()]  # other methods fall through to 405
+
+    @extend_schema(
+        request=ErrorReportInput, responses={201: ErrorReportOutput, 200: ErrorReportOutput}
+    )
+    def post(self, request: Request) -> Response:
+        data = ErrorReportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        report = data.validated_data
+        error = UserFacingError(
+            report.get("user_message") or None,
+            code=report["code"],
+            technical_message=report["message"],
+            context=report["context"],
+            http_status=report["http_status"],
+            support_id=report.get("support_id"),
+        )
+        error.error_type = report["type"]
+        row = build_row(
+            error,
+            service=report["service"],
+            job_id=report.get("job_id"),
+            occurred_at=report.get("occurred_at"),
+            api_client=request.user.get_username(),
+        )
+        # A repeated support_id is acknowledged, not stored twice.
+        already = ErrorRecord.objects.filter(support_id=error.support_id).exists()
+        if not already:
+            save_row(row)
+        body = ErrorReportOutput({"support_id": error.support_id, "message": error.message}).data
+        return Response(body, status=status.HTTP_200_OK if already else status.HTTP_201_CREATED)
+
+    @extend_schema(
+        parameters=[ErrorListFilters],
+        responses=ErrorRecordOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        filters = ErrorListFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        query = ErrorRecord.objects.all()
+        wanted = filters.validated_data
+        if "code" in wanted:
+            query = query.filter(code=wanted["code"])
+        if "service" in wanted:
+            query = query.filter(service=wanted["service"])
+        if "since" in wanted:
+            query = query.filter(created_at__gte=wanted["since"])
+        if "until" in wanted:
+            query = query.filter(created_at__lt=wanted["until"])
+        paginator = ErrorCursorPagination()
+        page = paginator.paginate_queryset(query, request, view=self)
+        return paginator.get_paginated_response(ErrorRecordOutput(page, many=True).data)
+
+
+class ErrorDetailView(APIView):
+    permission_classes = [IsSupport]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("support_id", str, OpenApiParameter.PATH)],
+        responses=inline_serializer(
+            "ErrorRecordDetail",
+            {
+                "record": ErrorRecordOutput(),
+                "group": ErrorGroupOutput(allow_null=True),
+                "spooled": serializers.BooleanField(),
+            },
+        ),
+    )
+    def get(self, request: Request, support_id: uuid.UUID) -> Response:
+        record = ErrorRecord.objects.filter(support_id=support_id).first()
+        if record is None:
+            spooled = store.find_spooled(str(support_id))
+            if spooled is None:
+                raise NotFoundError(f"No error record with support id {support_id}.")
+            # Written while the database was down; not replayed yet, but findable.
+            return Response({"record": spooled, "group": None, "spooled": True})
+        group = ErrorGroup.objects.filter(fingerprint=record.fingerprint).first()
+        return Response(
+            {
+                "record": ErrorRecordOutput(record).data,
+                "group": ErrorGroupOutput(group).data if group else None,
+                "spooled": False,
+            }
+        )
+
+
+urlpatterns = [
+    path("errors/", ErrorListCreateView.as_view(), name="error-list"),
+    path("errors/<uuid:support_id>/", ErrorDetailView.as_view(), name="error-detail"),
+]

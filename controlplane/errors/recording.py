@@ -1,0 +1,199 @@
+"""Turn an error into a stored, findable record.
+
+``record_error`` is the one place that builds an ErrorRecord row: it scrubs
+secrets, fingerprints the error for grouping, writes it (or spools it when
+the database is down) and logs one JSON line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+import traceback as traceback_module
+import uuid
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.utils import timezone
+
+from controlplane.errors import store
+from controlplane.errors.exceptions import UserFacingError
+from controlplane.errors.scrubbing import default_scrubber
+
+logger = logging.getLogger(__name__)
+records_log = logging.getLogger("controlplane.errors.records")  # one JSON line per record
+
+_MAX_TEXT = 10_000
+_MAX_TRACEBACK = 50_000
+_VOLATILE = re.compile(
+    r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|0x[0-9a-f]+|\d+",
+    re.IGNORECASE,
+)
+_REPLAY_EVERY_SECONDS = 5.0
+_last_replay_attempt = 0.0
+
+
+def fingerprint(*, code: str, service: str, exception_type: str, message: str) -> str:
+    """Same code, service, exception type and message shape (ids and numbers blanked)."""
+    shape = _VOLATILE.sub("#", message)[:500]
+    key = "\x1f".join((code, service, exception_type, shape))
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _clean(text: str, limit: int) -> str:
+    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+    return text if len(text) <= limit else text[:limit] + "…[truncated]"
+
+
+def request_context(request: Any) -> dict[str, Any]:
+    """What support needs about the request: method, path, query, headers, body (truncated)."""
+    django_request = getattr(request, "_request", request)
+    meta = django_request.META
+    headers = {
+        key[5:].replace("_", "-").title(): value
+        for key, value in meta.items()
+        if key.startswith("HTTP_")
+    }
+    if "CONTENT_TYPE" in meta:
+        headers["Content-Type"] = meta["CONTENT_TYPE"]
+    context: dict[str, Any] = {
+        "method": django_request.method,
+        "path": django_request.path,
+        "query": {k: v for k, v in django_request.GET.lists()},
+        "headers": headers,
+        "remote_addr": meta.get("REMOTE_ADDR", ""),
+    }
+    body = _request_body(django_request)
+    if body is not None:
+        context["body"] = body
+    return context
+
+
+def _request_body(django_request: Any) -> Any:
+    limit = settings.ERROR_MAX_BODY_BYTES
+    try:
+        length = int(django_request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    # Never read a large body just to record an error about it.
+    raw = getattr(django_request, "_body", None)
+    if raw is None and 0 < length <= limit:
+        try:
+            raw = django_request.body
+        except Exception:  # stream already consumed, or the read itself failed
+            return None
+    if not raw:
+        return None
+    truncated = len(raw) > limit
+    raw = raw[:limit]
+    if not truncated and "json" in django_request.META.get("CONTENT_TYPE", ""):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    text = raw.decode("utf-8", errors="replace")
+    return text + ("…[truncated]" if truncated else "")
+
+
+def build_row(
+    error: UserFacingError,
+    *,
+    request: Any = None,
+    service: str = "",
+    job_id: uuid.UUID | str | None = None,
+    breaker_name: str = "",
+    breaker_state: str = "",
+    api_client: str = "",
+    occurred_at: datetime | None = None,
+    exc: BaseException | None = None,
+) -> dict[str, Any]:
+    scrubber = default_scrubber()
+    original = exc or error.original
+    exception_type = ""
+    traceback_text = ""
+    if original is not None:
+        exception_type = f"{type(original).__module__}.{type(original).__qualname__}"
+        traceback_text = "".join(
+            traceback_module.format_exception(type(original), original, original.__traceback__)
+        )
+    context = dict(error.context)
+    user_id, username, method, path = None, "", "", ""
+    if request is not None:
+        context["request"] = request_context(request)
+        method = request.method
+        path = getattr(request, "path", "")
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            user_id, username = user.pk, user.get_username()
+        api_client = api_client or request.META.get("HTTP_USER_AGENT", "")
+    service = service or getattr(error, "service", "")
+    technical = scrubber.text(_clean(error.technical_message, _MAX_TEXT))
+    return {
+        "support_id": str(error.support_id),
+        "code": error.code[:100],
+        "type": error.error_type[:50],
+        "http_status": error.http_status,
+        "user_message": _clean(error.user_message, _MAX_TEXT),
+        "technical_message": technical,
+        "context": scrubber.scrub(context),
+        "service": service[:100],
+        "request_method": method[:10],
+        "request_path": _clean(path, 2000),
+        "user_id": user_id,
+        "username": username[:150],
+        "api_client": _clean(api_client, 150),
+        "job_id": str(job_id) if job_id else None,
+        "breaker_name": breaker_name[:100],
+        "breaker_state": breaker_state[:20],
+        "exception_type": exception_type[:200],
+        "traceback": scrubber.text(_clean(traceback_text, _MAX_TRACEBACK)),
+        "fingerprint": fingerprint(
+            code=error.code, service=service, exception_type=exception_type, message=technical
+        ),
+        "occurred_at": occurred_at.isoformat() if occurred_at else None,
+        "created_at": None,  # the database clock, unless spooled
+    }
+
+
+def save_row(row: dict[str, Any]) -> bool:
+    """Write the row, or spool it if the database cannot take it. True if written now."""
+    global _last_replay_attempt
+    try:
+        store.get_store().write(row)
+    except psycopg.Error as exc:
+        row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
+        store.spool_row(row)
+        logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
+        return False
+    # The database is back: drain what this process spooled while it was down.
+    now = time.monotonic()
+    if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and store.spool_path().exists():
+        _last_replay_attempt = now
+        store.replay_spool(max_rows=200)
+    return True
+
+
+def record_error(error: UserFacingError, **details: Any) -> dict[str, Any]:
+    """Build, store (or spool) and log the record for ``error``; returns the stored row."""
+    row = build_row(error, **details)
+    written = save_row(row)
+    records_log.info(
+        json.dumps(
+            {
+                "event": "error_recorded",
+                "support_id": row["support_id"],
+                "code": row["code"],
+                "status": row["http_status"],
+                "service": row["service"],
+                "path": row["request_path"],
+                "exception": row["exception_type"],
+                "spooled": not written,
+            }
+        )
+    )
+    return row

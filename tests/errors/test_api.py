@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.utils import timezone
+
+from controlplane.errors.models import ErrorGroup, ErrorRecord
+from tests.errors.helpers import assert_envelope
+
+REPORT = {"code": "OCR_TIMEOUT", "message": "ocr took 31 s", "service": "ocr"}
+
+
+def test_a_client_reports_an_error_and_gets_a_support_id(client_user: Any, api_as: Any) -> None:
+    response = api_as(client_user).post(
+        "/api/v1/errors/", {**REPORT, "user_message": "We could not read your file."}, format="json"
+    )
+    assert response.status_code == 201
+    body = response.json()
+    record = ErrorRecord.objects.get(support_id=body["support_id"])
+    assert body["message"] == f"We could not read your file. (Reference: {record.support_id})"
+    assert (record.code, record.service, record.api_client) == (
+        "OCR_TIMEOUT",
+        "ocr",
+        client_user.username,
+    )
+
+
+def test_a_repeated_support_id_is_stored_once(client_user: Any, api_as: Any) -> None:
+    sid = str(uuid.uuid4())
+    api = api_as(client_user)
+    assert (
+        api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json").status_code == 201
+    )
+    again = api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json")
+    assert again.status_code == 200
+    assert again.json()["support_id"] == sid
+    assert ErrorRecord.objects.filter(support_id=sid).count() == 1
+    assert ErrorGroup.objects.get(code="OCR_TIMEOUT").count == 1
+
+
+def test_a_context_that_is_not_an_object_is_refused(client_user: Any, api_as: Any) -> None:
+    response = api_as(client_user).post(
+        "/api/v1/errors/", {**REPORT, "context": "nope"}, format="json"
+    )
+    assert_envelope(response, 400, "INVALID_REQUEST")
+    assert "context" in response.json()["error"]["metadata"]["fields"]
+
+
+def test_support_reads_one_record_with_its_group(
+    client_user: Any, support_user: Any, api_as: Any
+) -> None:
+    sid = api_as(client_user).post("/api/v1/errors/", REPORT, format="json").json()["support_id"]
+    api_as(client_user).post("/api/v1/errors/", REPORT, format="json")
+    body = api_as(support_user).get(f"/api/v1/errors/{sid}/").json()
+    assert body["record"]["support_id"] == sid
+    assert body["group"]["count"] == 2
+    assert body["spooled"] is False
+
+
+def test_unknown_support_id_is_a_404_envelope(support_user: Any, api_as: Any) -> None:
+    assert_envelope(api_as(support_user).get(f"/api/v1/errors/{uuid.uuid4()}/"), 404, "NOT_FOUND")
+
+
+def test_list_filters_and_cursor_pagination(
+    client_user: Any, support_user: Any, api_as: Any
+) -> None:
+    client = api_as(client_user)
+    for n in range(5):
+        client.post("/api/v1/errors/", {**REPORT, "message": f"m{n}"}, format="json")
+    client.post("/api/v1/errors/", {**REPORT, "code": "OTHER", "service": "x"}, format="json")
+    support = api_as(support_user)
+
+    page = support.get("/api/v1/errors/", {"code": "OCR_TIMEOUT", "page_size": 2}).json()
+    seen = [r["support_id"] for r in page["results"]]
+    while page["next"]:
+        page = support.get(page["next"]).json()
+        seen += [r["support_id"] for r in page["results"]]
+    assert len(seen) == len(set(seen)) == 5
+
+    assert len(support.get("/api/v1/errors/", {"service": "x"}).json()["results"]) == 1
+    later = (timezone.now() + timedelta(hours=1)).isoformat()
+    assert support.get("/api/v1/errors/", {"since": later}).json()["results"] == []
+    assert_envelope(support.get("/api/v1/errors/", {"since": "yesterday"}), 400, "INVALID_REQUEST")
+
+
+def test_support_cannot_report_and_clients_cannot_read(
+    client_user: Any, support_user: Any, api_as: Any
+) -> None:
+    assert_envelope(
+        api_as(support_user).post("/api/v1/errors/", REPORT, format="json"),
+        403,
+        "PERMISSION_DENIED",
+    )
+    assert_envelope(api_as(client_user).get("/api/v1/errors/"), 403, "PERMISSION_DENIED")

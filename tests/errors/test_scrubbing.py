@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.errors.models import ErrorRecord
+from controlplane.errors.scrubbing import FILTERED, Scrubber
+
+
+def test_it_filters_sensitive_keys_at_any_depth() -> None:
+    scrubbed = Scrubber().scrub(
+        {
+            "password": "x",
+            "headers": {"Authorization": "Bearer abc", "X-Api-Key": "k", "Accept": "json"},
+            "nested": [{"api_key": "k", "apiKey": "k2", "ok": 1}],
+            "session_id": "s",
+            "deep": {"a": {"b": {"client_secret": "c", "private_key": "p"}}},
+        }
+    )
+    assert scrubbed == {
+        "password": FILTERED,
+        "headers": {"Authorization": FILTERED, "X-Api-Key": FILTERED, "Accept": "json"},
+        "nested": [{"api_key": FILTERED, "apiKey": FILTERED, "ok": 1}],
+        "session_id": FILTERED,
+        "deep": {"a": {"b": {"client_secret": FILTERED, "private_key": FILTERED}}},
+    }
+
+
+def test_it_cleans_secrets_inside_text() -> None:
+    scrubber = Scrubber()
+    assert scrubber.text("GET /x?api_key=abc123&page=2") == f"GET /x?api_key={FILTERED}&page=2"
+    assert scrubber.text("Authorization: Bearer eyJhbGciOi.xyz") == f"Authorization: {FILTERED}"
+    assert (
+        scrubber.text("sent Bearer eyJhbGciOi.xyz upstream") == f"sent Bearer {FILTERED} upstream"
+    )
+    # Card-like numbers are filtered only when they pass the Luhn check.
+    assert scrubber.text("card 4111 1111 1111 1111 ok") == f"card {FILTERED} ok"
+    assert scrubber.text("order 1234567890123 ok") == "order 1234567890123 ok"
+
+
+def test_the_denylist_is_configurable() -> None:
+    scrubber = Scrubber(["ssn"])
+    assert scrubber.scrub({"ssn": "1", "password": "2"}) == {"ssn": FILTERED, "password": "2"}
+
+
+def test_a_reported_context_is_stored_scrubbed(client_user: Any, api_as: Any) -> None:
+    response = api_as(client_user).post(
+        "/api/v1/errors/",
+        {
+            "code": "PARSER_FAILED",
+            "message": "upstream said no; token=abc123",
+            "service": "parser",
+            "context": {
+                "password": "x",
+                "headers": {"Authorization": "Bearer abc"},
+                "nested": [{"api_key": "k"}],
+            },
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    record = ErrorRecord.objects.get(support_id=response.json()["support_id"])
+    assert record.context == {
+        "password": FILTERED,
+        "headers": {"Authorization": FILTERED},
+        "nested": [{"api_key": FILTERED}],
+    }
+    assert record.technical_message == f"upstream said no; token={FILTERED}"
+    # and nowhere in the row, whatever the column
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM errors_errorrecord t WHERE t::text LIKE %s OR t::text LIKE %s",
+            ["%abc123%", '%"k"%'],
+        )
+        assert cursor.fetchone()[0] == 0

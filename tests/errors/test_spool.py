@@ -1,0 +1,97 @@
+"""The database is unreachable while an error happens: nothing shown is unfindable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+
+from controlplane.errors import store
+from controlplane.errors.models import ErrorGroup, ErrorRecord
+from tests.errors.helpers import assert_envelope, assert_resolves
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dead_database() -> Iterator[None]:
+    """Point error writes at a server that does not exist (a real connection failure)."""
+    dead = store.Store({"host": "/nonexistent-socket-dir", "dbname": "x", "connect_timeout": 1})
+    old = store.set_store(dead)
+    yield
+    store.set_store(old)
+
+
+def _spooled_ids() -> list[str]:
+    path = settings.ERROR_SPOOL_PATH
+    return [json.loads(line)["support_id"] for line in path.read_text().splitlines()]
+
+
+def test_error_during_an_outage_is_spooled_then_replayed_once(
+    client_user: Any, support_user: Any, api_as: Any, client: Any, dead_database: None
+) -> None:
+    response = api_as(client_user).get("/api/v1/no-such-thing/")
+    sid = assert_envelope(response, 404, "NOT_FOUND")
+    assert _spooled_ids() == [sid]
+    assert not ErrorRecord.objects.filter(support_id=sid).exists()
+
+    # Even before replay, support can find it on this machine.
+    detail = api_as(support_user).get(f"/api/v1/errors/{sid}/").json()
+    assert detail["spooled"] is True
+    assert detail["record"]["code"] == "NOT_FOUND"
+    client.force_login(support_user)
+    page = client.get("/admin/errors/errorrecord/", {"q": sid}, follow=True)
+    assert "waiting in this server&#x27;s spool" in page.content.decode()
+
+    store.set_store(store.Store())  # the database is back
+    first = store.replay_spool()
+    assert (first.inserted, first.duplicates, first.remaining) == (1, 0, 0)
+    assert_resolves(sid, support_user, client)
+
+    # Replaying the same rows again (a crash before the spool was cleared) adds nothing.
+    store.spool_row(_row_of(sid))
+    second = store.replay_spool()
+    assert (second.inserted, second.duplicates) == (0, 1)
+    assert ErrorRecord.objects.filter(support_id=sid).count() == 1
+    assert (
+        ErrorGroup.objects.get(
+            fingerprint=ErrorRecord.objects.get(support_id=sid).fingerprint
+        ).count
+        == 1
+    )
+
+
+def _row_of(support_id: str) -> dict[str, Any]:
+    record = ErrorRecord.objects.get(support_id=support_id)
+    row = {column: getattr(record, column) for column in store.COLUMNS}
+    row["created_at"] = record.created_at.isoformat()
+    return json.loads(json.dumps(row, default=str))
+
+
+def test_replay_keeps_rows_while_the_database_is_still_down(dead_database: None) -> None:
+    from controlplane.errors.exceptions import InternalServerError
+    from controlplane.errors.recording import record_error
+
+    row = record_error(InternalServerError(technical_message="during outage"))
+    result = store.replay_spool()
+    assert (result.inserted, result.remaining) == (0, 1)
+    assert store.pending_count() == 1
+    store.set_store(store.Store())
+    assert store.replay_spool().inserted == 1
+    assert store.pending_count() == 0
+    assert ErrorRecord.objects.filter(support_id=row["support_id"]).exists()
+
+
+def test_a_write_after_recovery_drains_the_spool_by_itself(dead_database: None) -> None:
+    from controlplane.errors import recording
+    from controlplane.errors.exceptions import InternalServerError
+
+    spooled = recording.record_error(InternalServerError(technical_message="one"))
+    store.set_store(store.Store())
+    recording._last_replay_attempt = 0.0
+    recording.record_error(InternalServerError(technical_message="two"))
+    assert ErrorRecord.objects.filter(support_id=spooled["support_id"]).exists()
+    assert store.pending_count() == 0
