@@ -1,0 +1,172 @@
+"""Error-record benchmark: admin lookup by support UUID at scale, API read, write latency.
+
+Loads --rows records (default 1,000,000) into a dedicated database with one
+set-based INSERT, then measures, server-side through Django's test client:
+  (a) our admin changelist search by a full support UUID (support user), and the
+      same search followed to the record page;
+  (b) a Django-admin-default ModelAdmin (icontains search on message/code/support_id,
+      default paginator) on the same table, as the baseline;
+  (c) GET /api/v1/errors/{support_id}/;
+  (d) ErrorRecord write latency through the DRF exception handler.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _django import setup_bench_database, timed
+
+LOAD_SQL = """
+INSERT INTO errors_errorrecord (
+    support_id, code, type, http_status, user_message, technical_message, context, service,
+    request_method, request_path, username, api_client, breaker_name, breaker_state,
+    exception_type, traceback, fingerprint, created_at)
+SELECT gen_random_uuid(),
+       (ARRAY['NOT_FOUND','INTERNAL_ERROR','LLAMAPARSE_TIMEOUT_ERROR','OCR_SERVER_ERROR',
+              'AUTHENTICATION_FAILED','INVALID_REQUEST'])[1 + (n %% 6)],
+       'internal_error', 500, 'Something went wrong on our side.',
+       'failure number ' || n, '{"request": {"path": "/api/v1/jobs/"}}'::jsonb,
+       (ARRAY['llamaparse','ocr','jobs',''])[1 + (n %% 4)], 'GET', '/api/v1/jobs/' || n,
+       '', '', '', '', '', '', md5((n %% 500)::text),
+       now() - make_interval(secs => (n %% 7776000))
+FROM generate_series(%s, %s) AS n
+"""
+
+
+def load(rows: int) -> float:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM errors_errorrecord")
+        existing = cursor.fetchone()[0]
+        started = time.perf_counter()
+        batch = 1_000_000
+        for low in range(existing, rows, batch):
+            cursor.execute(LOAD_SQL, [low, min(rows, low + batch) - 1])
+            print(f"  loaded {min(rows, low + batch):,} rows", file=sys.stderr)
+        cursor.execute("ANALYZE errors_errorrecord")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=20,
+        help="the baseline scans the table; fewer runs keep the bench short",
+    )
+    parser.add_argument("--database", default="controlplane_bench_errors")
+    args = parser.parse_args()
+
+    setup_bench_database(args.database)
+    logging.getLogger("controlplane.errors.records").setLevel(logging.WARNING)
+
+    from django.conf import settings
+    from django.contrib import admin
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.client import RequestFactory
+    from django.test.utils import override_settings
+    from django.urls import include, path
+    from rest_framework.exceptions import NotFound
+    from rest_framework.test import APIClient
+
+    from controlplane.apps import sync_groups
+    from controlplane.errors.handlers import api_exception_handler
+    from controlplane.errors.models import ErrorRecord
+
+    load_seconds = load(args.rows)
+
+    baseline_site = admin.AdminSite(name="baseline")
+
+    class DefaultErrorRecordAdmin(admin.ModelAdmin):
+        list_display = ("support_id", "code", "http_status", "service", "created_at")
+        search_fields = ("user_message", "code", "support_id")
+
+    baseline_site.register(ErrorRecord, DefaultErrorRecordAdmin)
+    module = sys.modules[__name__]
+    module.urlpatterns = [
+        path("baseline-admin/", baseline_site.urls),
+        path("", include("controlplane.urls")),
+    ]
+
+    sync_groups()
+    support, _ = User.objects.get_or_create(username="bench-support", defaults={"is_staff": True})
+    support.is_superuser = True  # the baseline site checks model perms; keep both equal
+    support.save()
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT support_id FROM errors_errorrecord TABLESAMPLE SYSTEM (1) LIMIT 50")
+        sample = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            "SELECT reltuples::bigint FROM pg_class WHERE relname = 'errors_errorrecord'"
+        )
+        table_rows = cursor.fetchone()[0]
+    pick = lambda: str(random.choice(sample))  # noqa: E731
+
+    with override_settings(ROOT_URLCONF=__name__, DEBUG=False, ALLOWED_HOSTS=["testserver"]):
+        browser = Client()
+        browser.force_login(support)
+
+        def ours() -> None:
+            response = browser.get("/admin/errors/errorrecord/", {"q": pick()})
+            assert response.status_code == 302, response.status_code
+
+        def ours_followed() -> None:
+            response = browser.get("/admin/errors/errorrecord/", {"q": pick()}, follow=True)
+            assert response.status_code == 200
+
+        def baseline() -> None:
+            response = browser.get("/baseline-admin/errors/errorrecord/", {"q": pick()})
+            assert response.status_code == 200
+
+        api = APIClient()
+        api.force_authenticate(support)
+
+        def api_detail() -> None:
+            assert api.get(f"/api/v1/errors/{pick()}/").status_code == 200
+
+        request = RequestFactory().get("/api/v1/jobs/does-not-exist/")
+        request.user = support
+
+        def write_through_handler() -> None:
+            api_exception_handler(NotFound(), {"request": request})
+
+        results = {
+            "rows_estimated": table_rows,
+            "load_seconds": round(load_seconds, 1),
+            "a_admin_search_full_uuid": timed(ours, args.runs),
+            "a_admin_search_then_record_page": timed(ours_followed, args.runs),
+            "b_baseline_default_admin_search": timed(baseline, args.baseline_runs, warmup=1),
+            "c_api_get_by_support_id": timed(api_detail, args.runs),
+            "d_record_write_through_handler": timed(write_through_handler, args.runs),
+        }
+    results["a_vs_b_speedup"] = round(
+        results["b_baseline_default_admin_search"]["p50_ms"]
+        / results["a_admin_search_full_uuid"]["p50_ms"],
+        1,
+    )
+    results["targets"] = {
+        "a_p50_ms<=50": results["a_admin_search_full_uuid"]["p50_ms"] <= 50,
+        "a_at_least_10x_faster_than_b": results["a_vs_b_speedup"] >= 10,
+        "c_p50_ms<=5": results["c_api_get_by_support_id"]["p50_ms"] <= 5,
+        "d_p50_ms<=3": results["d_record_write_through_handler"]["p50_ms"] <= 3,
+    }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
