@@ -100,6 +100,25 @@ def _request_body(django_request: Any) -> Any:
     return text + ("…[truncated]" if truncated else "")
 
 
+def _known_user(request: Any) -> Any:
+    """The user already resolved for this request, without authenticating again.
+
+    Reading ``request.user`` on a DRF request whose authentication failed runs the
+    authenticators again (a database query): when the database is the reason for
+    the error, that would raise inside the error handler.
+    """
+    if hasattr(request, "_request"):  # DRF Request
+        return getattr(request, "_user", None)
+    user = getattr(request, "user", None)
+    if user is None:
+        return None
+    try:
+        _ = user.is_authenticated  # resolves the lazy session user
+    except Exception:  # the session store (database) is down
+        return None
+    return user
+
+
 def build_row(
     error: UserFacingError,
     *,
@@ -127,7 +146,7 @@ def build_row(
         context["request"] = request_context(request)
         method = request.method
         path = getattr(request, "path", "")
-        user = getattr(request, "user", None)
+        user = _known_user(request)
         if user is not None and user.is_authenticated:
             user_id, username = user.pk, user.get_username()
         api_client = api_client or request.META.get("HTTP_USER_AGENT", "")
@@ -167,14 +186,24 @@ def save_row(row: dict[str, Any]) -> bool:
         store.get_store().write(row)
     except psycopg.Error as exc:
         row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
-        store.spool_row(row)
+        try:
+            store.spool_row(row)
+        except OSError:
+            # Last resort: the whole row in the log, so the support_id stays findable.
+            logger.exception(
+                "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
+            )
+            return False
         logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
         return False
     # The database is back: drain what this process spooled while it was down.
     now = time.monotonic()
     if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and store.spool_path().exists():
         _last_replay_attempt = now
-        store.replay_spool(max_rows=200)
+        try:
+            store.replay_spool(max_rows=200)
+        except Exception:  # never fail the request that happened to trigger the drain
+            logger.exception("opportunistic error spool replay failed")
     return True
 
 

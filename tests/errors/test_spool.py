@@ -95,3 +95,18 @@ def test_a_write_after_recovery_drains_the_spool_by_itself(dead_database: None) 
     recording.record_error(InternalServerError(technical_message="two"))
     assert ErrorRecord.objects.filter(support_id=spooled["support_id"]).exists()
     assert store.pending_count() == 0
+
+
+def test_an_unwritable_spool_still_logs_the_whole_record(
+    dead_database: None, settings: Any, tmp_path: Any, caplog: Any
+) -> None:
+    from controlplane.errors.exceptions import InternalServerError
+    from controlplane.errors.recording import record_error
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    settings.ERROR_SPOOL_PATH = blocker / "spool.jsonl"  # parent is a file: OSError
+    with caplog.at_level("ERROR", logger="controlplane.errors.recording"):
+        row = record_error(InternalServerError(technical_message="nowhere to go"))
+    assert row["support_id"] in caplog.text
+    assert "could not be stored nor spooled" in caplog.text
