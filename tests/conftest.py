@@ -97,6 +97,6 @@ def _isolated_error_store(request: pytest.FixtureRequest, tmp_path: Path, settin
         from controlplane.errors.store import get_store
 
         request.getfixturevalue("django_db_setup")  # so NAME is the test database
-        with get_store()._connection().cursor() as cursor:
+        with get_store().side.connection().cursor() as cursor:
             cursor.execute("DELETE FROM errors_errorrecord; DELETE FROM errors_errorgroup")
     return

@@ -17,7 +17,6 @@ import fcntl
 import json
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +26,9 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
-from django.db import connections
 from psycopg.types.json import Jsonb
+
+from controlplane import sidedb
 
 logger = logging.getLogger(__name__)
 
@@ -73,75 +73,36 @@ ON CONFLICT (fingerprint) DO UPDATE SET
                              THEN EXCLUDED.latest_support_id ELSE g.latest_support_id END
 """  # noqa: S608 -- column names are constants above, values are parameters
 
-# Django-only keys in DATABASES[...]["OPTIONS"] that libpq does not understand.
-_NOT_LIBPQ = {"pool", "isolation_level", "server_side_binding", "assume_role", "cursor_factory"}
-
 
 def default_conninfo() -> dict[str, Any]:
-    db = connections["default"].settings_dict  # NAME is the test database under pytest
-    info = {
-        "dbname": db["NAME"],
-        "user": db["USER"] or None,
-        "password": db["PASSWORD"] or None,
-        "host": db["HOST"] or None,
-        "port": db["PORT"] or None,
-        **{k: v for k, v in db.get("OPTIONS", {}).items() if k not in _NOT_LIBPQ},
-    }
-    info["connect_timeout"] = settings.ERROR_DB_CONNECT_TIMEOUT
-    info["application_name"] = "controlplane-errors"
-    info["options"] = f"-c statement_timeout={settings.ERROR_DB_STATEMENT_TIMEOUT_MS}"
-    return {k: v for k, v in info.items() if v is not None}
+    return sidedb.default_conninfo(
+        application_name="controlplane-errors",
+        connect_timeout=settings.ERROR_DB_CONNECT_TIMEOUT,
+        statement_timeout_ms=settings.ERROR_DB_STATEMENT_TIMEOUT_MS,
+    )
 
 
 class Store:
-    """A per-thread, per-process autocommit connection for error writes."""
+    """Where error rows are written: the default database, or ``conninfo`` if given."""
 
     def __init__(self, conninfo: dict[str, Any] | None = None) -> None:
-        self._conninfo = conninfo
-        self._local = threading.local()
-
-    def conninfo(self) -> dict[str, Any]:
-        return self._conninfo if self._conninfo is not None else default_conninfo()
-
-    def _connection(self) -> psycopg.Connection:
-        local = self._local
-        conn = getattr(local, "conn", None)
-        info = self.conninfo()
-        if conn is not None:
-            if local.pid != os.getpid():
-                conn = None  # inherited through fork: never touch the parent's socket
-            elif conn.closed or local.info != info:
-                conn.close()
-                conn = None
-        if conn is None:
-            conn = psycopg.connect(**info, autocommit=True)
-            local.conn, local.pid, local.info = conn, os.getpid(), info
-        return conn
-
-    def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
-            conn.close()
-        self._local.conn = None
+        self.side = sidedb.SideConnection(
+            (lambda: conninfo) if conninfo is not None else default_conninfo
+        )
 
     def write(self, row: dict[str, Any]) -> bool:
         """Insert the record and count it in its group. False if it was already there.
 
-        A connection that went stale (server restarted) is retried once on a fresh one.
         Raises psycopg.Error when the database cannot take the row.
         """
         params = {**row, "context": Jsonb(row.get("context") or {})}
         params.setdefault("created_at", None)
-        for attempt in (1, 2):
-            try:
-                with self._connection().cursor() as cursor:
-                    cursor.execute(INSERT_SQL, params)
-                    return cursor.rowcount == 1
-            except psycopg.OperationalError:
-                self.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+
+        def insert(cursor: psycopg.Cursor) -> bool:
+            cursor.execute(INSERT_SQL, params)
+            return cursor.rowcount == 1
+
+        return self.side.run(insert)
 
 
 _store = Store()
