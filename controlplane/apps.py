@@ -34,4 +34,6 @@ class ControlPlaneConfig(AppConfig):
     verbose_name = "Control plane"
 
     def ready(self) -> None:
+        from controlplane import checks  # noqa: F401 -- registers the system checks
+
         post_migrate.connect(sync_groups, sender=self, dispatch_uid="controlplane.sync_groups")

@@ -6,6 +6,7 @@ parse, so ``DEBUG=maybe`` stops start-up instead of silently meaning False.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -88,6 +89,22 @@ def env_float(
     return number
 
 
+def env_optional_float(
+    name: str,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> float | None:
+    """A float, or None when unset (a feature that is off unless configured)."""
+    if _raw(name, environ) is None:
+        return None
+    number = env_float(name, 0.0, minimum=minimum, environ=environ)
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} is above the maximum {maximum}")
+    return number
+
+
 def env_choice(
     name: str, default: str, choices: tuple[str, ...], *, environ: Mapping[str, str] | None = None
 ) -> str:
@@ -106,6 +123,22 @@ def env_list(
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_json(
+    name: str, default: dict[str, Any], *, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """A JSON object (e.g. PROVIDERS='{"openai": {"mode": "real"}}')."""
+    value = _raw(name, environ)
+    if value is None:
+        return dict(default)
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise ImproperlyConfigured(f"{name} must be a JSON object")
+    return parsed
 
 
 def parse_database_url(url: str) -> dict[str, Any]:

@@ -20,8 +20,19 @@ GROUPS = (CLIENTS, SUPPORT, OPS)
 # Applied after every `migrate` (controlplane.apps), so production has the groups too.
 GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
     CLIENTS: [],
-    SUPPORT: ["errors.view_errorrecord", "errors.view_errorgroup"],
+    SUPPORT: [
+        "errors.view_errorrecord",
+        "errors.view_errorgroup",
+        "breakers.view_breaker",
+        "breakers.view_openbreaker",
+        "breakers.view_breakerevent",
+    ],
     OPS: [
+        "breakers.view_breaker",
+        "breakers.change_breaker",
+        "breakers.view_openbreaker",
+        "breakers.change_openbreaker",
+        "breakers.view_breakerevent",
         "errors.view_errorrecord",
         "errors.view_errorgroup",
         "django_q.view_schedule",

@@ -14,8 +14,11 @@ from controlplane import embedded_db
 from controlplane.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
+    env_json,
     env_list,
+    env_optional_float,
     env_str,
     parse_database_url,
 )
@@ -207,6 +210,40 @@ ERROR_SCRUB_KEYS = env_list("ERROR_SCRUB_KEYS", list(DEFAULT_DENYLIST))
 ERROR_DB_CONNECT_TIMEOUT = env_int("ERROR_DB_CONNECT_TIMEOUT", 2, minimum=1)
 ERROR_DB_STATEMENT_TIMEOUT_MS = env_int("ERROR_DB_STATEMENT_TIMEOUT_MS", 5000, minimum=100)
 CSRF_FAILURE_VIEW = "controlplane.errors.views.csrf_failure"
+
+# --- Circuit breakers (defaults for breakers created on first use) ----------------
+BREAKER_DEFAULTS = {
+    "policy": env_choice("BREAKER_POLICY", "consecutive", ("consecutive", "window")),
+    "failure_threshold": env_int("BREAKER_FAILURE_THRESHOLD", 5, minimum=1),
+    "window_seconds": env_int("BREAKER_WINDOW_SECONDS", 300, minimum=1),
+    "failure_rate_threshold": env_optional_float("BREAKER_FAILURE_RATE", minimum=0.0, maximum=1.0),
+    "minimum_calls": env_int("BREAKER_MINIMUM_CALLS", 20, minimum=1),
+    "cooldown_seconds": env_float("BREAKER_COOLDOWN_SECONDS", 60.0, minimum=0.0),
+    "cooldown_growth": env_float("BREAKER_COOLDOWN_GROWTH", 1.0, minimum=1.0),
+    "max_cooldown_seconds": env_float("BREAKER_MAX_COOLDOWN_SECONDS", 600.0, minimum=0.0),
+    "half_open_max_probes": env_int("BREAKER_HALF_OPEN_PROBES", 1, minimum=1),
+    "half_open_successes": env_int("BREAKER_HALF_OPEN_SUCCESSES", 1, minimum=1),
+    "probe_lease_seconds": env_float("BREAKER_PROBE_LEASE_SECONDS", 30.0, minimum=0.1),
+    "fail_open": env_bool("BREAKER_FAIL_OPEN", True),
+}
+BREAKER_SNAPSHOT_TTL = env_float("BREAKER_SNAPSHOT_TTL", 5.0, minimum=0.0)
+BREAKER_DB_CONNECT_TIMEOUT = env_int("BREAKER_DB_CONNECT_TIMEOUT", 2, minimum=1)
+
+# --- Retries (controlplane.resilience.retry.RetryPolicy.from_settings) ---------------
+RETRY_DEFAULTS = {
+    "max_attempts": env_int("RETRY_MAX_ATTEMPTS", 3, minimum=1),
+    "initial_delay": env_float("RETRY_INITIAL_DELAY", 0.1, minimum=0.0),
+    "factor": env_float("RETRY_FACTOR", 2.0, minimum=1.0),
+    "max_delay": env_float("RETRY_MAX_DELAY", 2.0, minimum=0.0),
+    "jitter": env_choice("RETRY_JITTER", "full", ("full", "proportional", "none")),
+    "deadline": env_float("RETRY_DEADLINE", 30.0, minimum=0.0),
+    "retry_after_cap": env_float("RETRY_AFTER_CAP", 30.0, minimum=0.0),
+}
+
+# --- Upstream providers (controlplane.resilience.providers) --------------------------
+PROVIDERS = env_json("PROVIDERS", {})
+PROVIDER_GROUPS = env_json("PROVIDER_GROUPS", {})
+PROVIDER_FALLBACK_TO_MOCK = env_bool("PROVIDER_FALLBACK_TO_MOCK", False)
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -15,6 +15,7 @@ handler500 = "controlplane.errors.views.server_error"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.errors.api")),
+    path("api/v1/", include("controlplane.breakers.api")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

@@ -37,6 +37,17 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
 PYTHON = sys.executable
 
 
+def django_child_env(**overrides: str) -> dict[str, str]:
+    """Environment for a child Django process using this test run's (test) database."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    url = f"postgresql://{db['USER']}:@/{db['NAME']}?host={db['HOST']}"
+    return subprocess_env(
+        DATABASE_URL=url, DJANGO_SETTINGS_MODULE="controlplane.settings", **overrides
+    )
+
+
 def _user(username: str, group: str | None, *, is_staff: bool = False) -> User:
     if not Group.objects.filter(name=group).exists():  # flushed by a transactional test
         sync_groups()
@@ -76,6 +87,21 @@ def token_client(user: User) -> APIClient:
 @pytest.fixture
 def api_as() -> Any:
     return token_client
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_side_connections(request: pytest.FixtureRequest) -> Any:
+    """Close what runs outside Django's connections before the test database is dropped
+    (set up after django_db_setup, so torn down before it)."""
+    request.getfixturevalue("django_db_setup")
+    yield
+    from controlplane import notifications
+    from controlplane.breakers.runtime import registry
+    from controlplane.errors.store import get_store
+
+    notifications.listener.stop()
+    registry.side.close()
+    get_store().side.close()
 
 
 def _uses_database(request: pytest.FixtureRequest) -> bool:

@@ -56,8 +56,10 @@ class Scrubber:
         self.needles = tuple(sorted({_normalise(item) for item in denylist if _normalise(item)}))
         names = "|".join(re.escape(item) for item in denylist)
         # key=value / key: value inside free text (query strings, log lines, headers)
+        # ...also quoted, as in JSON or repr text: "client_secret": "value"
         self._pairs = re.compile(
-            rf"(?i)([\w-]*(?:{names})[\w-]*)(\s*[=:]\s*)((?:(?:bearer|basic|token)\s+)?[^\s&,;\"']+)"
+            rf"(?i)([\w-]*(?:{names})[\w-]*)([\"']?\s*[=:]\s*[\"']?)"
+            rf"((?:(?:bearer|basic|token)\s+)?[^\s&,;\"']+)"
         )
 
     def sensitive_key(self, key: str) -> bool:

@@ -28,6 +28,11 @@ def test_it_filters_sensitive_keys_at_any_depth() -> None:
 def test_it_cleans_secrets_inside_text() -> None:
     scrubber = Scrubber()
     assert scrubber.text("GET /x?api_key=abc123&page=2") == f"GET /x?api_key={FILTERED}&page=2"
+    assert (
+        scrubber.text('{"client_secret": "s3", "n": 1}')
+        == f'{{"client_secret": "{FILTERED}", "n": 1}}'
+    )
+    assert scrubber.text("{'password': 'hunter2'}") == f"{{'password': '{FILTERED}'}}"
     assert scrubber.text("Authorization: Bearer eyJhbGciOi.xyz") == f"Authorization: {FILTERED}"
     assert (
         scrubber.text("sent Bearer eyJhbGciOi.xyz upstream") == f"sent Bearer {FILTERED} upstream"

@@ -16,7 +16,9 @@ from pathlib import Path
 from controlplane import embedded_db
 uri = embedded_db.ensure_running(Path(sys.argv[1]))
 with psycopg.connect(uri) as conn:
-    conn.execute("CREATE TABLE IF NOT EXISTS marker (who int)")
+    with conn.transaction():  # CREATE TABLE IF NOT EXISTS itself races in PostgreSQL
+        conn.execute("SELECT pg_advisory_xact_lock(4242)")
+        conn.execute("CREATE TABLE IF NOT EXISTS marker (who int)")
     conn.execute("INSERT INTO marker VALUES (%s)", [int(sys.argv[2])])
 print(uri)
 sys.stdin.read()  # hold the server until the test lets go

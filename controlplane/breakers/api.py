@@ -1,0 +1,188 @@
+"""REST API for breakers: everyone reads, remote callers ask and report, ops override."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.breakers import actions
+from controlplane.breakers.library import NAME
+from controlplane.breakers.models import Breaker
+from controlplane.breakers.runtime import CircuitOpenError, registry
+from controlplane.errors.exceptions import InvalidRequestError, NotFoundError
+from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, in_groups
+
+
+class InAnyGroup(BasePermission):
+    message = "This action needs the 'clients', 'support' or 'ops' group."
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return in_groups(request.user, CLIENTS, SUPPORT, OPS)
+
+
+class OverrideOutput(serializers.Serializer):
+    kind = serializers.CharField(source="override")
+    by = serializers.CharField(source="override_by")
+    reason = serializers.CharField(source="override_reason")
+    at = serializers.DateTimeField(source="override_at")
+    expires_at = serializers.DateTimeField(source="override_expires_at", allow_null=True)
+
+
+class BreakerOutput(serializers.Serializer):
+    name = serializers.CharField()
+    state = serializers.CharField()
+    generation = serializers.IntegerField()
+    failures = serializers.IntegerField(source="consecutive_failures")
+    recent_failures = serializers.SerializerMethodField()
+    total_failures = serializers.IntegerField()
+    opened_at = serializers.DateTimeField(allow_null=True)
+    open_until = serializers.DateTimeField(allow_null=True)
+    override = serializers.SerializerMethodField()
+    policy = serializers.CharField()
+    failure_threshold = serializers.IntegerField()
+    window_seconds = serializers.IntegerField()
+    cooldown_seconds = serializers.FloatField()
+    half_open_max_probes = serializers.IntegerField()
+
+    def get_recent_failures(self, breaker: Breaker) -> int:
+        return len(breaker.failure_times)
+
+    def get_override(self, breaker: Breaker) -> dict[str, Any] | None:
+        return OverrideOutput(breaker).data if breaker.override else None
+
+
+class OverrideInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000, trim_whitespace=True)
+    expires_in = serializers.FloatField(required=False, min_value=0.001, allow_null=True)
+
+
+class OutcomeInput(serializers.Serializer):
+    outcome = serializers.ChoiceField(choices=["success", "failure"])
+    duration_ms = serializers.FloatField(required=False, min_value=0)
+
+
+PermitOutput = inline_serializer(
+    "BreakerPermit",
+    {
+        "allowed": serializers.BooleanField(),
+        "state": serializers.CharField(),
+        "retry_after": serializers.FloatField(allow_null=True),
+    },
+)
+
+
+def _valid_name(name: str) -> str:
+    if not NAME.match(name):
+        raise InvalidRequestError(
+            "Breaker names are 1-100 lowercase letters, digits, '.', '_' or '-'.",
+            code="INVALID_BREAKER_NAME",
+        )
+    return name
+
+
+def _get(name: str) -> Breaker:
+    breaker = Breaker.objects.filter(name=_valid_name(name)).first()
+    if breaker is None:
+        raise NotFoundError(f"No breaker named {name!r}.", code="BREAKER_NOT_FOUND")
+    return breaker
+
+
+class BreakerListView(APIView):
+    permission_classes = [InAnyGroup]
+
+    @extend_schema(responses=BreakerOutput(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(BreakerOutput(Breaker.objects.order_by("name")[:1000], many=True).data)
+
+
+class BreakerDetailView(APIView):
+    permission_classes = [InAnyGroup]
+
+    @extend_schema(responses=BreakerOutput)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(BreakerOutput(_get(name)).data)
+
+
+class _OverrideView(APIView):
+    permission_classes = [IsOps]
+    action: actions.OverrideAction
+
+    @extend_schema(request=OverrideInput, responses=BreakerOutput)
+    def post(self, request: Request, name: str) -> Response:
+        _get(name)
+        data = OverrideInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        breaker = actions.override_breaker(
+            name=name,
+            action=self.action,
+            reason=data.validated_data["reason"],
+            actor=request.user,
+            expires_in=data.validated_data.get("expires_in"),
+        )
+        return Response(BreakerOutput(breaker).data)
+
+
+class ResetView(_OverrideView):
+    action = "reset"
+
+
+class ForceOpenView(_OverrideView):
+    action = "force_open"
+
+
+class DisableView(_OverrideView):
+    action = "disable"
+
+
+class OutcomeView(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(request=OutcomeInput, responses=BreakerOutput)
+    def post(self, request: Request, name: str) -> Response:
+        data = OutcomeInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        breaker = actions.report_outcome(
+            name=_valid_name(name), outcome=data.validated_data["outcome"]
+        )
+        return Response(BreakerOutput(breaker).data)
+
+
+class PermitView(APIView):
+    """May a remote caller call now? In half-open, a yes takes one of the probe slots."""
+
+    permission_classes = [IsClient]
+
+    @extend_schema(responses=PermitOutput)
+    def get(self, request: Request, name: str) -> Response:
+        runtime = registry.get(_valid_name(name))
+        try:
+            permit = runtime.acquire()
+        except CircuitOpenError as refused:
+            return Response(
+                {
+                    "allowed": False,
+                    "state": refused.breaker_state,
+                    "retry_after": refused.retry_after,
+                }
+            )
+        snap = runtime.snapshot
+        state = "half_open" if permit.probe else (snap.state if snap else "unknown")
+        return Response({"allowed": True, "state": state, "retry_after": None})
+
+
+urlpatterns = [
+    path("breakers/", BreakerListView.as_view(), name="breaker-list"),
+    path("breakers/<str:name>/", BreakerDetailView.as_view(), name="breaker-detail"),
+    path("breakers/<str:name>/reset/", ResetView.as_view(), name="breaker-reset"),
+    path("breakers/<str:name>/force-open/", ForceOpenView.as_view(), name="breaker-force-open"),
+    path("breakers/<str:name>/disable/", DisableView.as_view(), name="breaker-disable"),
+    path("breakers/<str:name>/outcomes/", OutcomeView.as_view(), name="breaker-outcomes"),
+    path("breakers/<str:name>/permit/", PermitView.as_view(), name="breaker-permit"),
+]

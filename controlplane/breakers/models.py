@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models.functions import Now
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class TripPolicy(models.TextChoices):
+    CONSECUTIVE = "consecutive", "consecutive failures"
+    WINDOW = "window", "failures within a sliding window"
+
+
+class Override(models.TextChoices):
+    NONE = "", "none"
+    FORCED_OPEN = "forced_open", "forced open"
+    DISABLED = "disabled", "disabled (always permit)"
+
+
+class Breaker(models.Model):
+    """A circuit breaker shared by every process through this row.
+
+    Every state change is one conditional UPDATE on (state, generation) made by
+    ``controlplane.breakers.transitions``; the generation increases on each
+    transition, so results from an older generation are ignored.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    state = models.CharField(
+        max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED
+    )
+    generation = models.BigIntegerField(default=0)
+
+    # Policy (defaults from settings when the breaker is created; editable in the admin)
+    policy = models.CharField(
+        max_length=12, choices=TripPolicy.choices, default=TripPolicy.CONSECUTIVE
+    )
+    failure_threshold = models.PositiveIntegerField(default=5)
+    window_seconds = models.PositiveIntegerField(default=300)
+    failure_rate_threshold = models.FloatField(
+        null=True, blank=True, help_text="Also trip when this share of calls fail (0-1)."
+    )
+    minimum_calls = models.PositiveIntegerField(default=20)
+    cooldown_seconds = models.FloatField(default=60)
+    cooldown_growth = models.FloatField(default=1.0, help_text="Multiplier per repeated trip.")
+    max_cooldown_seconds = models.FloatField(default=600)
+    half_open_max_probes = models.PositiveIntegerField(default=1)
+    half_open_successes = models.PositiveIntegerField(
+        default=1, help_text="Probe successes needed to close."
+    )
+    probe_lease_seconds = models.FloatField(default=30)
+    fail_open = models.BooleanField(
+        default=True, help_text="When the database is unreachable: permit (True) or refuse."
+    )
+
+    # Counters
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    failure_times = ArrayField(models.DateTimeField(), default=list, blank=True)
+    rate_window_started_at = models.DateTimeField(null=True, blank=True)
+    rate_calls = models.PositiveIntegerField(default=0)
+    rate_failures = models.PositiveIntegerField(default=0)
+    total_failures = models.BigIntegerField(default=0)
+    reopen_count = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    open_until = models.DateTimeField(null=True, blank=True)
+    probe_leases = ArrayField(models.DateTimeField(), default=list, blank=True)
+    probe_successes = models.PositiveIntegerField(default=0)
+
+    # Manual override
+    override = models.CharField(max_length=12, choices=Override.choices, default="", blank=True)
+    override_by = models.CharField(max_length=150, blank=True)
+    override_reason = models.TextField(blank=True)
+    override_at = models.DateTimeField(null=True, blank=True)
+    override_expires_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_state_display()})"
+
+
+class OpenBreakerManager(models.Manager["OpenBreaker"]):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().exclude(state=BreakerState.CLOSED, override="")
+
+
+class OpenBreaker(Breaker):
+    """Admin list of breakers that are not plainly closed (open, half-open, overridden)."""
+
+    objects = OpenBreakerManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "open breaker"
+
+
+class BreakerEvent(models.Model):
+    """One row per transition or override, written by the process that won it."""
+
+    breaker = models.ForeignKey(Breaker, on_delete=models.CASCADE, related_name="events")
+    generation = models.BigIntegerField()
+    kind = models.CharField(max_length=20)  # transition / override / override_expired
+    from_state = models.CharField(max_length=10)
+    to_state = models.CharField(max_length=10)
+    reason = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["breaker", "-created_at"], name="breakerevent_recent")]
+        constraints = [
+            # Each generation is entered by exactly one change: the database refuses a second.
+            models.UniqueConstraint(
+                fields=["breaker", "generation"], name="breakerevent_one_per_generation"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.breaker_id} g{self.generation}: {self.from_state} -> {self.to_state}"

@@ -1,0 +1,123 @@
+"""Cross-process invalidation over PostgreSQL LISTEN/NOTIFY.
+
+One daemon thread per process holds a dedicated connection listening on the
+channels that callbacks subscribed to. When the connection is lost, every
+subscriber's ``on_reset`` runs (so caches fall back to their TTL safety net)
+and the thread reconnects every second. Started lazily, and again in a forked
+child (the parent's thread does not survive fork).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from controlplane import sidedb
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Subscription:
+    on_message: Callable[[str], None]
+    on_reset: Callable[[], None]
+
+
+@dataclass
+class Listener:
+    subscriptions: dict[str, list[_Subscription]] = field(default_factory=dict)
+    connected: threading.Event = field(default_factory=threading.Event)
+    pid: int = 0
+    thread: threading.Thread | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    listening: set[str] = field(default_factory=set)
+    last_error: str = ""
+
+    def subscribe(
+        self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+    ) -> None:
+        with self.lock:
+            self.subscriptions.setdefault(channel, []).append(_Subscription(on_message, on_reset))
+        self.ensure_running()
+
+    def ensure_running(self) -> None:
+        if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
+            return
+        with self.lock:
+            if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
+                return
+            self.pid = os.getpid()
+            self.connected.clear()
+            self.listening = set()
+            self.thread = threading.Thread(
+                target=self._run, name="controlplane-listener", daemon=True
+            )
+            self.thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop listening (tests, before the test database is dropped)."""
+        thread = self.thread
+        self.pid = -1
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+        self.thread = None
+
+    def _reset_all(self) -> None:
+        for subs in list(self.subscriptions.values()):
+            for sub in subs:
+                sub.on_reset()
+
+    def _run(self) -> None:
+        my_pid = os.getpid()
+        while self.pid == my_pid:
+            try:
+                info = sidedb.default_conninfo(
+                    application_name="controlplane-listener",
+                    connect_timeout=2,
+                    statement_timeout_ms=5000,
+                )
+                with psycopg.connect(**info, autocommit=True) as conn:
+                    self.listening = set()
+                    self._listen_new(conn)
+                    # Anything changed before LISTEN took effect is unknown: start fresh.
+                    self._reset_all()
+                    self.connected.set()
+                    while self.pid == my_pid:
+                        self._listen_new(conn)
+                        for note in conn.notifies(timeout=0.5, stop_after=100):
+                            for sub in list(self.subscriptions.get(note.channel, ())):
+                                sub.on_message(note.payload)
+            except psycopg.Error as exc:
+                self.last_error = str(exc)
+                if self.connected.is_set():
+                    logger.warning("notification listener lost its connection: %s", exc)
+                self.connected.clear()
+                self._reset_all()
+                time.sleep(1.0)
+            except Exception:  # a buggy callback must not kill invalidation
+                logger.exception("notification listener callback failed")
+                self.connected.clear()
+                self._reset_all()
+                time.sleep(0.2)
+
+    def _listen_new(self, conn: psycopg.Connection) -> None:
+        for channel in list(self.subscriptions):
+            if channel not in self.listening:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                self.listening.add(channel)
+
+
+listener = Listener()
+
+
+def subscribe(
+    channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+) -> None:
+    listener.subscribe(channel, on_message, on_reset)

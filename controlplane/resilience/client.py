@@ -1,0 +1,158 @@
+"""ServiceClient: outgoing HTTP with a shared breaker and retries built in.
+
+    client = ServiceClient("llamaparse", "https://api.llamaparse.example")
+    response = client.request("POST", "/parse", json={...})
+
+Each attempt runs through the breaker; failed attempts are retried by the
+RetryPolicy when retryable (never into an open breaker). The final failure
+becomes a ``<SERVICE>_<KIND>_ERROR`` UserFacingError, recorded as an
+ErrorRecord with the breaker's name and state, the upstream response
+sanitised (status, scrubbed excerpt).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from controlplane.breakers.library import CircuitBreaker
+from controlplane.breakers.runtime import CircuitOpenError
+from controlplane.errors.exceptions import UpstreamError, UserFacingError
+from controlplane.errors.recording import record_error
+from controlplane.errors.scrubbing import default_scrubber
+from controlplane.resilience.retry import RetryPolicy, retry_after_of
+
+_EXCERPT = 500
+
+
+def _body_excerpt(response: httpx.Response) -> Any:
+    """The start of the upstream body, secrets removed (by key when it is JSON)."""
+    scrubber = default_scrubber()
+    try:
+        body = response.json()
+    except ValueError:
+        return scrubber.text(response.text[:_EXCERPT])
+    return scrubber.text(json.dumps(scrubber.scrub(body))[:_EXCERPT])
+
+
+def classify(service: str, exc: BaseException) -> UserFacingError:
+    """The user-facing error for a failed call to ``service``."""
+    if isinstance(exc, UserFacingError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return UpstreamError(service, "TIMEOUT", original=exc)
+    if isinstance(exc, httpx.TransportError):
+        return UpstreamError(service, "NETWORK", original=exc)
+    if isinstance(exc, httpx.HTTPStatusError):
+        response = exc.response
+        status = response.status_code
+        kind = (
+            "AUTH"
+            if status == 401
+            else "PERMISSION"
+            if status == 403
+            else "RATE_LIMIT"
+            if status == 429
+            else "SERVER"
+            if status >= 500
+            else "UNEXPECTED"
+        )
+        scrubber = default_scrubber()
+        context = {
+            "upstream": {
+                "status": status,
+                "method": response.request.method,
+                "url": scrubber.text(str(response.request.url)),
+                "headers": scrubber.scrub(dict(response.headers)),
+                "body_excerpt": _body_excerpt(response),
+            }
+        }
+        return UpstreamError(
+            service,
+            kind,
+            upstream_status=status,
+            retry_after=retry_after_of(exc),
+            context=context,
+            original=exc,
+            technical_message=f"{context['upstream']['method']} {context['upstream']['url']}"
+            f" answered {status}",
+        )
+    return UpstreamError(service, "UNEXPECTED", original=exc)
+
+
+class ServiceClient:
+    def __init__(
+        self,
+        service: str,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        breaker: CircuitBreaker | None = None,
+        retry: RetryPolicy | None = None,
+        headers: dict[str, str] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.base_url = base_url
+        self.breaker = breaker or CircuitBreaker(service)
+        self.retry = retry or RetryPolicy.from_settings()
+        self.on_retry = on_retry
+        self._options = {"base_url": base_url, "timeout": timeout, "headers": headers or {}}
+        self._client = httpx.Client(**self._options, transport=transport)
+        self._async_transport = async_transport
+        self._aclient: httpx.AsyncClient | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _send(self, method: str, url: str, kwargs: dict[str, Any]) -> httpx.Response:
+        response = self._client.request(method, url, **kwargs)
+        response.raise_for_status()
+        return response
+
+    def request(
+        self, method: str, url: str, *, record: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        try:
+            return self.retry.call(
+                lambda: self.breaker.call(self._send, method, url, kwargs), on_retry=self.on_retry
+            )
+        except Exception as exc:
+            raise self._fail(exc, record) from exc
+
+    async def arequest(
+        self, method: str, url: str, *, record: bool = True, **kwargs: Any
+    ) -> httpx.Response:
+        if self._aclient is None:
+            self._aclient = httpx.AsyncClient(**self._options, transport=self._async_transport)
+        client = self._aclient
+
+        async def send() -> httpx.Response:
+            response = await client.request(method, url, **kwargs)
+            response.raise_for_status()
+            return response
+
+        try:
+            return await self.retry.acall(lambda: self.breaker.acall(send), on_retry=self.on_retry)
+        except Exception as exc:
+            raise self._fail(exc, record) from exc
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def _fail(self, exc: BaseException, record: bool) -> UserFacingError:
+        error = classify(self.service, exc)
+        if record:
+            state = exc.breaker_state if isinstance(exc, CircuitOpenError) else self.breaker.state
+            record_error(
+                error, service=self.service, breaker_name=self.breaker.name, breaker_state=state
+            )
+        return error

@@ -1,0 +1,169 @@
+"""Retries with capped exponential backoff and jitter.
+
+    delay(attempt) = min(max_delay, initial * factor ** (attempt - 1)), then jitter:
+      full (default): uniform(0, delay);  proportional: delay * uniform(0.9, 1.1);  none.
+
+Only retryable failures are retried (network errors and timeouts, 429, 500, 502,
+503, 504, database OperationalError, UserFacingErrors marked retryable), never
+while the breaker is open, within ``max_attempts`` and a total ``deadline``. A
+``Retry-After`` (seconds or HTTP date) replaces the computed delay, capped by
+``retry_after_cap`` and by what is left of the deadline. Written here rather
+than on tenacity: Retry-After and the breaker rule would each need custom
+wait/stop classes there, and this is shorter than that glue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+logger = logging.getLogger("controlplane.retry")
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def is_retryable(exc: BaseException) -> bool:
+    from django.db import OperationalError as DjangoOperationalError
+    from psycopg import OperationalError as PsycopgOperationalError
+
+    from controlplane.errors.exceptions import UserFacingError
+
+    if getattr(exc, "breaker_name", None):  # CircuitOpenError: never retry into an open breaker
+        return False
+    if isinstance(exc, httpx.TransportError):  # connect/read errors and timeouts
+        return True
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code in RETRYABLE_STATUSES
+    if isinstance(exc, DjangoOperationalError | PsycopgOperationalError):
+        return True
+    if isinstance(exc, UserFacingError):
+        return exc.retryable
+    return False
+
+
+def retry_after_of(exc: BaseException) -> float | None:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return parse_retry_after(exc.response.headers.get("Retry-After"))
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, int | float) else None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    initial_delay: float = 0.1
+    factor: float = 2.0
+    max_delay: float = 2.0
+    jitter: str = "full"  # full | proportional | none
+    deadline: float | None = 30.0  # seconds for all attempts, sleeps included
+    retry_after_cap: float = 30.0
+    retryable: Callable[[BaseException], bool] = field(default=is_retryable)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.jitter not in ("full", "proportional", "none"):
+            raise ValueError("jitter must be full, proportional or none")
+
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> RetryPolicy:
+        from django.conf import settings
+
+        return cls(**{**settings.RETRY_DEFAULTS, **overrides})
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
+        """Delay after failed attempt number ``attempt`` (1-based), jitter applied."""
+        base = min(self.max_delay, self.initial_delay * self.factor ** (attempt - 1))
+        rand = (rng or random).random()
+        if self.jitter == "full":
+            return base * rand
+        if self.jitter == "proportional":
+            return base * (0.9 + 0.2 * rand)
+        return base
+
+    def next_delay(self, attempt: int, exc: BaseException, remaining: float | None) -> float | None:
+        """How long to wait before the next attempt, or None to give up now."""
+        if attempt >= self.max_attempts or not self.retryable(exc):
+            return None
+        hinted = retry_after_of(exc)
+        delay = min(hinted, self.retry_after_cap) if hinted is not None else self.backoff(attempt)
+        if remaining is not None and delay >= remaining:
+            return None  # the deadline would pass while waiting
+        return delay
+
+    def call(
+        self,
+        fn: Callable[[], T],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> T:
+        started = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return fn()
+            except Exception as exc:
+                remaining = None if self.deadline is None else self.deadline - (clock() - started)
+                delay = self.next_delay(attempt, exc, remaining)
+                if delay is None:
+                    raise
+                if on_retry:
+                    on_retry(attempt, exc, delay)
+                logger.info(
+                    "retrying after %s (attempt %d) in %.3f s", type(exc).__name__, attempt, delay
+                )
+                sleep(delay)
+
+    async def acall(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        on_retry: Callable[[int, BaseException, float], None] | None = None,
+    ) -> T:
+        started = clock()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await fn()
+            except Exception as exc:
+                remaining = None if self.deadline is None else self.deadline - (clock() - started)
+                delay = self.next_delay(attempt, exc, remaining)
+                if delay is None:
+                    raise
+                if on_retry:
+                    on_retry(attempt, exc, delay)
+                await sleep(delay)

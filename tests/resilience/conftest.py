@@ -1,0 +1,1 @@
+from tests.breakers.conftest import fresh_name  # noqa: F401
