@@ -9,6 +9,7 @@ child (the parent's thread does not survive fork).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -39,6 +40,7 @@ class Listener:
     lock: threading.Lock = field(default_factory=threading.Lock)
     listening: set[str] = field(default_factory=set)
     last_error: str = ""
+    atexit_registered: bool = False
 
     def subscribe(
         self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
@@ -60,6 +62,9 @@ class Listener:
                 target=self._run, name="controlplane-listener", daemon=True
             )
             self.thread.start()
+            if not self.atexit_registered:  # stop before the embedded server does
+                atexit.register(self.stop)
+                self.atexit_registered = True
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop listening (tests, before the test database is dropped)."""
