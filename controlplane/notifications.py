@@ -49,6 +49,12 @@ class Listener:
             self.subscriptions.setdefault(channel, []).append(_Subscription(on_message, on_reset))
         self.ensure_running()
 
+    def unsubscribe(self, channel: str, on_message: Callable[[str], None]) -> None:
+        with self.lock:
+            self.subscriptions[channel] = [
+                sub for sub in self.subscriptions.get(channel, []) if sub.on_message != on_message
+            ]
+
     def ensure_running(self) -> None:
         if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
             return
@@ -117,6 +123,13 @@ class Listener:
             if channel not in self.listening:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                 self.listening.add(channel)
+                # Changes made before LISTEN took effect were missed: start that cache fresh.
+                for sub in list(self.subscriptions[channel]):
+                    sub.on_reset()
+
+    def is_listening(self, channel: str) -> bool:
+        """True while changes on ``channel`` are being delivered to this process."""
+        return self.connected.is_set() and channel in self.listening and self.pid == os.getpid()
 
 
 listener = Listener()

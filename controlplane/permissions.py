@@ -21,6 +21,7 @@ GROUPS = (CLIENTS, SUPPORT, OPS)
 GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
     CLIENTS: [],
     SUPPORT: [
+        "lookups.view_microservice",
         "errors.view_errorrecord",
         "errors.view_errorgroup",
         "breakers.view_breaker",
@@ -28,6 +29,10 @@ GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
         "breakers.view_breakerevent",
     ],
     OPS: [
+        "lookups.view_microservice",
+        "lookups.add_microservice",
+        "lookups.change_microservice",
+        "lookups.delete_microservice",
         "breakers.view_breaker",
         "breakers.change_breaker",
         "breakers.view_openbreaker",

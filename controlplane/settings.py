@@ -245,6 +245,15 @@ PROVIDERS = env_json("PROVIDERS", {})
 PROVIDER_GROUPS = env_json("PROVIDER_GROUPS", {})
 PROVIDER_FALLBACK_TO_MOCK = env_bool("PROVIDER_FALLBACK_TO_MOCK", False)
 
+# --- Micro-service lookups ------------------------------------------------------------
+LOOKUP_CACHE_TTL = env_float("LOOKUP_CACHE_TTL", 1800.0, minimum=0.0)
+LOOKUP_CACHE_MAX_SIZE = env_int("LOOKUP_CACHE_MAX_SIZE", 100, minimum=1)
+LOOKUP_DB_RETRIES = env_int("LOOKUP_DB_RETRIES", 3, minimum=0)
+LOOKUP_WARM_ON_START = env_bool("LOOKUP_WARM_ON_START", False)
+LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minimum=0.0)
+LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
+LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
+
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

@@ -1,0 +1,83 @@
+"""Registry admin, the lookup stats page, and cache warming for every process."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from lookups.models import MicroService
+from lookups.stats import collect_stats
+from lookups.warming import warm_everywhere
+
+_UUID = re.compile(
+    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+)
+
+
+def _warm_message(result: dict[str, Any]) -> str:
+    parts = [f"{r['process']}: {r['warmed']}" for r in result["reports"]]
+    return f"Warmed {len(parts)} process(es) — " + "; ".join(parts)
+
+
+@admin.register(MicroService)
+class MicroServiceAdmin(admin.ModelAdmin):
+    list_display = ("slug", "uuid", "name", "active", "updated_at")
+    list_filter = ("active",)
+    search_fields = ("slug",)
+    search_help_text = "A slug (or its beginning), or an exact UUID."
+    readonly_fields = ("created_at", "updated_at")
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["warm_cache"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if _UUID.match(term):
+            return queryset.filter(uuid=uuid.UUID(term)), False
+        return queryset.filter(slug__startswith=term.lower()), False
+
+    @admin.action(permissions=["change"], description="Warm lookup cache (every process)")
+    def warm_cache(self, request: HttpRequest, queryset: QuerySet) -> None:
+        result = warm_everywhere(slugs=list(queryset.values_list("slug", flat=True)))
+        self.message_user(request, _warm_message(result), messages.SUCCESS)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("stats/", self.admin_site.admin_view(self.stats_view), name="lookups_stats"),
+            *super().get_urls(),
+        ]
+
+    def stats_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        if request.method == "POST":
+            if not self.has_change_permission(request):
+                messages.error(request, "Warming the cache needs the ops group.")
+            else:
+                messages.success(request, _warm_message(warm_everywhere()))
+            return HttpResponseRedirect(reverse("admin:lookups_stats"))
+        return TemplateResponse(
+            request,
+            "admin/lookups/stats.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": "Lookup cache statistics",
+                "stats": collect_stats(),
+                "can_warm": self.has_change_permission(request),
+                "opts": self.model._meta,
+            },
+        )
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        extra = {**(extra_context or {}), "stats_url": reverse("admin:lookups_stats")}
+        return super().changelist_view(request, extra)

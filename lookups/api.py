@@ -1,0 +1,215 @@
+"""REST API: resolve slugs (one or a batch), stats, warming, and the registry itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from controlplane.errors.exceptions import ConflictError, NotFoundError, UserFacingError
+from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, IsSupport
+from lookups import warming
+from lookups.flow import LookupResult, get_lookups
+from lookups.models import MicroService, slug_validator
+from lookups.stats import collect_stats
+
+
+class LookupOutput(serializers.Serializer):
+    slug = serializers.CharField()
+    uuid = serializers.UUIDField(allow_null=True)
+    source = serializers.ChoiceField(choices=["cache", "db", "fallback"])
+    fallback_used = serializers.BooleanField()
+
+
+def _result(item: LookupResult | UserFacingError) -> dict[str, Any]:
+    if isinstance(item, LookupResult):
+        return LookupOutput(item).data
+    slug = item.metadata.get("slug")
+    return {
+        "slug": slug,
+        "uuid": None,
+        "source": None,
+        "fallback_used": False,
+        "error": {
+            "code": item.code,
+            "message": item.user_message,
+            "recovery": getattr(item, "recovery", "abort"),
+        },
+    }
+
+
+class LookupView(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(responses=LookupOutput)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(LookupOutput(get_lookups().lookup(slug)).data)
+
+
+class BatchInput(serializers.Serializer):
+    slugs = serializers.ListField(child=serializers.CharField(allow_blank=True), allow_empty=False)
+
+    def validate_slugs(self, slugs: list[str]) -> list[str]:
+        from django.conf import settings
+
+        if len(slugs) > settings.LOOKUP_BATCH_MAX:
+            raise serializers.ValidationError(
+                f"At most {settings.LOOKUP_BATCH_MAX} slugs per batch."
+            )
+        return slugs
+
+
+class BatchView(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(
+        request=BatchInput,
+        responses=inline_serializer("LookupBatch", {"results": serializers.ListField()}),
+    )
+    def post(self, request: Request) -> Response:
+        data = BatchInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        results = get_lookups().lookup_many(data.validated_data["slugs"])
+        return Response({"results": [_result(item) for item in results]})
+
+
+class StatsView(APIView):
+    permission_classes = [IsSupport]
+
+    @extend_schema(
+        responses=inline_serializer(
+            "LookupStats",
+            {"process": serializers.DictField(), "aggregate": serializers.DictField()},
+        )
+    )
+    def get(self, request: Request) -> Response:
+        return Response(collect_stats())
+
+
+class WarmInput(serializers.Serializer):
+    slugs = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
+
+
+class WarmView(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(
+        request=WarmInput,
+        responses=inline_serializer(
+            "WarmResult",
+            {"request_id": serializers.UUIDField(), "reports": serializers.ListField()},
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        data = WarmInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = warming.warm_everywhere(slugs=data.validated_data.get("slugs") or None)
+        return Response(result)
+
+
+class MicroServiceSerializer(serializers.ModelSerializer):
+    slug = serializers.CharField(max_length=100, validators=[slug_validator])
+
+    class Meta:
+        model = MicroService
+        fields = ["slug", "uuid", "name", "active", "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+        extra_kwargs = {"uuid": {"required": False}}
+
+
+class SlugPagination(CursorPagination):
+    ordering = "slug"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class _RegistryView(APIView):
+    """Reads for every group; writes for ops."""
+
+    def get_permissions(self) -> list[Any]:
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            return [_AnyGroup()]
+        return [IsOps()]
+
+
+class _AnyGroup(IsClient):
+    groups = (CLIENTS, SUPPORT, OPS)
+
+
+def _save(serializer: MicroServiceSerializer) -> MicroService:
+    try:
+        with transaction.atomic():
+            return serializer.save()
+    except IntegrityError as exc:
+        raise ConflictError(
+            "A micro-service with this slug or UUID already exists.",
+            code="MICRO_SERVICE_EXISTS",
+            original=exc,
+        ) from exc
+
+
+class MicroServiceListView(_RegistryView):
+    @extend_schema(responses=MicroServiceSerializer(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = SlugPagination()
+        page = paginator.paginate_queryset(MicroService.objects.all(), request, view=self)
+        return paginator.get_paginated_response(MicroServiceSerializer(page, many=True).data)
+
+    @extend_schema(request=MicroServiceSerializer, responses={201: MicroServiceSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = MicroServiceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(
+            MicroServiceSerializer(_save(serializer)).data, status=status.HTTP_201_CREATED
+        )
+
+
+class MicroServiceDetailView(_RegistryView):
+    def _get(self, slug: str) -> MicroService:
+        service = MicroService.objects.filter(slug=slug).first()
+        if service is None:
+            raise NotFoundError(
+                f"No micro-service with slug {slug!r}.", code="MICRO_SERVICE_NOT_FOUND"
+            )
+        return service
+
+    @extend_schema(responses=MicroServiceSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(MicroServiceSerializer(self._get(slug)).data)
+
+    @extend_schema(request=MicroServiceSerializer, responses=MicroServiceSerializer)
+    def put(self, request: Request, slug: str) -> Response:
+        serializer = MicroServiceSerializer(self._get(slug), data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return Response(MicroServiceSerializer(_save(serializer)).data)
+
+    @extend_schema(request=MicroServiceSerializer, responses=MicroServiceSerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        serializer = MicroServiceSerializer(self._get(slug), data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        return Response(MicroServiceSerializer(_save(serializer)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, slug: str) -> Response:
+        self._get(slug).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+urlpatterns = [
+    path("lookups/batch/", BatchView.as_view(), name="lookup-batch"),
+    path("lookups/stats/", StatsView.as_view(), name="lookup-stats"),
+    path("lookups/warm/", WarmView.as_view(), name="lookup-warm"),
+    path("lookups/<str:slug>/", LookupView.as_view(), name="lookup"),
+    path("micro-services/", MicroServiceListView.as_view(), name="micro-service-list"),
+    path(
+        "micro-services/<str:slug>/", MicroServiceDetailView.as_view(), name="micro-service-detail"
+    ),
+]

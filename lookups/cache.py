@@ -1,0 +1,80 @@
+"""The in-process slug -> UUID cache: TTL plus LRU eviction, clock injectable for tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+
+class LookupCache:
+    def __init__(
+        self,
+        *,
+        max_size: int,
+        ttl_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_size < 1:
+            raise ValueError("max_size must be at least 1")
+        self.max_size = max_size
+        self.ttl = ttl_seconds
+        self.clock = clock
+        self._entries: OrderedDict[str, tuple[uuid.UUID, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evictions = 0
+        self.expirations = 0
+
+    def get(self, slug: str) -> uuid.UUID | None:
+        with self._lock:
+            entry = self._entries.get(slug)
+            if entry is None:
+                return None
+            value, expires_at = entry
+            if self.clock() >= expires_at:
+                del self._entries[slug]
+                self.expirations += 1
+                return None
+            self._entries.move_to_end(slug)
+            return value
+
+    def put(self, slug: str, value: uuid.UUID) -> None:
+        with self._lock:
+            self._entries[slug] = (value, self.clock() + self.ttl)
+            self._entries.move_to_end(slug)
+            while len(self._entries) > self.max_size:
+                self._entries.popitem(last=False)
+                self.evictions += 1
+
+    def put_many(self, items: Iterable[tuple[str, uuid.UUID]]) -> int:
+        count = 0
+        for slug, value in items:
+            self.put(slug, value)
+            count += 1
+        return count
+
+    def drop(self, slug: str) -> None:
+        with self._lock:
+            self._entries.pop(slug, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def cleanup_expired(self) -> int:
+        """Remove expired entries (they are also dropped lazily on access)."""
+        now = self.clock()
+        with self._lock:
+            expired = [slug for slug, (_, at) in self._entries.items() if now >= at]
+            for slug in expired:
+                del self._entries[slug]
+            self.expirations += len(expired)
+        return len(expired)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, slug: str) -> bool:
+        return self.get(slug) is not None

@@ -1,0 +1,38 @@
+"""A second process with its own lookup cache: python -m tests.lookups.child SLUG SECONDS."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import django
+
+django.setup()
+
+from controlplane import notifications  # noqa: E402
+from lookups import flow  # noqa: E402
+
+slug, seconds = sys.argv[1], float(sys.argv[2])
+lookups = flow.get_lookups()
+lookups.listen()
+deadline = time.time() + 10
+while not notifications.listener.is_listening(flow.WARM_CHANNEL) and time.time() < deadline:
+    time.sleep(0.01)
+first = lookups.lookup(slug)
+print(
+    json.dumps({"uuid": str(first.uuid), "source": first.source, "process": flow.process_name()}),
+    flush=True,
+)
+last = first.uuid
+end = time.time() + seconds
+while time.time() < end:
+    result = lookups.lookup(slug)
+    if result.uuid != last:
+        last = result.uuid
+        print(
+            json.dumps({"uuid": str(result.uuid), "source": result.source, "at": time.time()}),
+            flush=True,
+        )
+    time.sleep(0.002)
+print(json.dumps({"done": True, "hits": lookups.metrics.raw()["counters"]["hits"]}), flush=True)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from controlplane import notifications
+from controlplane.breakers import runtime
+from lookups import flow
+
+
+@pytest.fixture
+def lookups(transactional_db: Any, settings: Any) -> Iterator[flow.Lookups]:
+    """This process's lookups, fresh, with its change listener already listening."""
+    from django.db import connection
+
+    settings.LOOKUP_WARM_WAIT_SECONDS = 0.5  # only this process answers here
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM lookups_microservice; DELETE FROM lookups_warmreport; "
+            "DELETE FROM lookups_processstats; DELETE FROM breakers_breakerevent; "
+            "DELETE FROM breakers_breaker"
+        )
+    runtime.registry.runtimes.clear()
+    flow.reset_lookups()
+    service = flow.get_lookups()
+    service.listen()
+    deadline = time.monotonic() + 10
+    while not notifications.listener.is_listening(flow.CHANNEL):
+        assert time.monotonic() < deadline, "the change listener did not start"
+        time.sleep(0.01)
+    yield service
+    flow.reset_lookups()
+    runtime.registry.runtimes.clear()

@@ -1,0 +1,124 @@
+"""Each branch of the lookup flow against the real database."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from controlplane.breakers.actions import override_breaker
+from lookups import flow
+from lookups.models import MicroService
+from tests.conftest import PYTHON, REPO, subprocess_env
+
+
+def test_miss_then_hit(lookups: flow.Lookups) -> None:
+    service = MicroService.objects.create(slug="wall-painting", name="Wall painting")
+    first = lookups.lookup("wall-painting")
+    assert (first.uuid, first.source, first.fallback_used) == (service.uuid, "db", False)
+    with CaptureQueriesContext(connection) as queries:
+        second = lookups.lookup("wall-painting")
+    assert (second.uuid, second.source) == (service.uuid, "cache")
+    assert len(queries) == 0
+    counters = lookups.metrics.raw()["counters"]
+    assert (counters["hits"], counters["misses"], counters["found"]) == (1, 1, 1)
+
+
+def test_not_found_is_recoverable(lookups: flow.Lookups) -> None:
+    MicroService.objects.create(slug="retired", active=False)
+    with pytest.raises(flow.MicroServiceNotFoundError) as missing:
+        lookups.lookup("retired")
+    assert (missing.value.http_status, missing.value.recovery) == (404, "fallback")
+    assert missing.value.metadata["recovery"] == "fallback"
+
+
+@pytest.mark.parametrize(
+    "slug", ["Wall-Painting", "wall--painting", "-wall", "wall_painting", "", "a" * 101, None]
+)
+def test_invalid_slugs_are_refused_before_any_query(lookups: flow.Lookups, slug: Any) -> None:
+    with CaptureQueriesContext(connection) as queries, pytest.raises(flow.InvalidSlugError) as bad:
+        lookups.lookup(slug)
+    assert (bad.value.http_status, bad.value.code, bad.value.recovery) == (
+        400,
+        "INVALID_SLUG",
+        "abort",
+    )
+    assert len(queries) == 0
+
+
+def test_an_open_breaker_falls_back_without_a_database_call(
+    lookups: flow.Lookups, ops_user: Any
+) -> None:
+    MicroService.objects.create(slug="wall-painting")
+    lookups.breaker.allows()  # create the breaker row
+    override_breaker(
+        name=flow.BREAKER, action="force_open", reason="db maintenance", actor=ops_user
+    )
+    lookups.breaker.runtime.invalidate()
+    lookups.breaker.allows()  # load the new state (the breaker's own side connection)
+    with CaptureQueriesContext(connection) as queries:
+        result = lookups.lookup("wall-painting")
+    assert (result.uuid, result.source, result.fallback_used) == (None, "fallback", True)
+    assert len(queries) == 0
+    assert lookups.metrics.raw()["counters"]["fallbacks"] == 1
+
+
+def test_a_change_drops_the_cached_entry(lookups: flow.Lookups) -> None:
+    import time
+
+    service = MicroService.objects.create(slug="wall-painting")
+    assert lookups.lookup("wall-painting").source == "db"
+    new = uuid.uuid4()
+    MicroService.objects.filter(pk=service.pk).update(uuid=new)  # no signals: the trigger tells
+    deadline = time.monotonic() + 1
+    while lookups.cache.get("wall-painting") is not None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert lookups.lookup("wall-painting").uuid == new
+
+
+UNREACHABLE = """
+import json, django
+django.setup()
+from lookups import flow
+try:
+    flow.lookup("wall-painting")
+except flow.DatabaseConnectionError as exc:
+    print(json.dumps({"code": exc.code, "status": exc.http_status, "recovery": exc.recovery,
+                      "retryable": exc.retryable}))
+"""
+
+
+def test_an_unreachable_database_after_retries_is_a_recoverable_error() -> None:
+    result = subprocess.run(
+        [PYTHON, "-c", UNREACHABLE],
+        cwd=REPO,
+        env=subprocess_env(
+            DATABASE_URL="postgresql://nobody@/controlplane?host=/nonexistent-socket-dir",
+            DJANGO_SETTINGS_MODULE="controlplane.settings",
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+        "code": "LOOKUP_DATABASE_UNAVAILABLE",
+        "status": 503,
+        "recovery": "fallback",
+        "retryable": True,
+    }
+    assert result.stderr.count("retrying after OperationalError") == 3  # 3 retries, 4 attempts
+
+
+def test_ttl_and_size_come_from_settings(settings: Any, transactional_db: Any) -> None:
+    settings.LOOKUP_CACHE_TTL = 12
+    settings.LOOKUP_CACHE_MAX_SIZE = 3
+    flow.reset_lookups()
+    cache = flow.get_lookups().cache
+    assert (cache.ttl, cache.max_size) == (12, 3)
+    flow.reset_lookups()
