@@ -128,11 +128,22 @@ class Listener:
                     sub.on_reset()
 
     def is_listening(self, channel: str) -> bool:
-        """True while changes on ``channel`` are being delivered to this process."""
-        return self.connected.is_set() and channel in self.listening and self.pid == os.getpid()
+        """True while changes on ``channel`` are being delivered to this process.
+
+        Cheap enough for every cache hit; a forked child starts with nothing listening
+        (``_after_fork``), so it never trusts what its parent was told.
+        """
+        return channel in self.listening and self.connected.is_set()
+
+    def _after_fork(self) -> None:
+        self.connected = threading.Event()
+        self.listening = set()
+        self.thread = None
+        self.lock = threading.Lock()
 
 
 listener = Listener()
+os.register_at_fork(after_in_child=listener._after_fork)
 
 
 def subscribe(

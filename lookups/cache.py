@@ -1,12 +1,12 @@
-"""The in-process slug -> UUID cache: TTL plus LRU eviction, clock injectable for tests."""
+"""The in-process slug -> result cache: TTL plus LRU eviction, clock injectable for tests."""
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from typing import Any
 
 
 class LookupCache:
@@ -22,12 +22,12 @@ class LookupCache:
         self.max_size = max_size
         self.ttl = ttl_seconds
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[uuid.UUID, float]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[Any, float]] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
         self.expirations = 0
 
-    def get(self, slug: str) -> uuid.UUID | None:
+    def get(self, slug: str) -> Any | None:
         with self._lock:
             entry = self._entries.get(slug)
             if entry is None:
@@ -40,7 +40,7 @@ class LookupCache:
             self._entries.move_to_end(slug)
             return value
 
-    def put(self, slug: str, value: uuid.UUID) -> None:
+    def put(self, slug: str, value: Any) -> None:
         with self._lock:
             self._entries[slug] = (value, self.clock() + self.ttl)
             self._entries.move_to_end(slug)
@@ -48,7 +48,7 @@ class LookupCache:
                 self._entries.popitem(last=False)
                 self.evictions += 1
 
-    def put_many(self, items: Iterable[tuple[str, uuid.UUID]]) -> int:
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> int:
         count = 0
         for slug, value in items:
             self.put(slug, value)

@@ -154,14 +154,14 @@ class Lookups:
         except InvalidSlugError:
             self.metrics.count("lookups", "invalid")
             raise
-        self.listen()
-        if self.cache_trusted():
+        if notifications.listener.is_listening(CHANNEL):
             cached = self.cache.get(slug)
-            if cached is not None:
+            if cached is not None:  # the stored value is the ready, immutable result
                 self.metrics.count(
                     "lookups", "hits", path="cache", seconds=time.perf_counter() - started
                 )
-                return LookupResult(slug, cached, "cache")
+                return cached
+        self.listen()
         self.metrics.count("lookups", "misses")
         if not self.breaker.allows():
             self.metrics.count("fallbacks")
@@ -190,7 +190,7 @@ class Lookups:
             )
         self.metrics.count("found")
         if self.cache_trusted():
-            self.cache.put(slug, found)
+            self.cache.put(slug, LookupResult(slug, found, "cache"))
         return LookupResult(slug, found, "db")
 
     def _query_one(self, slug: str) -> uuid.UUID | None:
@@ -217,7 +217,7 @@ class Lookups:
             cached = self.cache.get(slug) if trusted else None
             if cached is not None:
                 self.metrics.count("hits")
-                results[index] = LookupResult(slug, cached, "cache")
+                results[index] = cached
             else:
                 self.metrics.count("misses")
                 misses.setdefault(slug, []).append(index)
@@ -247,7 +247,7 @@ class Lookups:
                             metadata={"recovery": "fallback", "slug": slug},
                         )
             if found and trusted:
-                self.cache.put_many(found.items())
+                self.cache.put_many((s, LookupResult(s, u, "cache")) for s, u in found.items())
         self._maybe_flush_stats()
         return [results[index] for index in range(len(slugs))]
 
@@ -263,10 +263,10 @@ class Lookups:
         query = MicroService.objects.filter(active=True)
         if slugs:
             query = query.filter(slug__in=[validate_slug(s) for s in slugs])
-        rows = list(
-            query.order_by("-updated_at").values_list("slug", "uuid")[: self.cache.max_size]
+        rows = query.order_by("-updated_at").values_list("slug", "uuid")[: self.cache.max_size]
+        return self.cache.put_many(
+            (slug, LookupResult(slug, value, "cache")) for slug, value in rows
         )
-        return self.cache.put_many(rows)
 
     def _warm_requested(self, payload: str) -> None:
         """A warm broadcast: warm this process's cache and report how many entries it loaded."""

@@ -8,6 +8,7 @@ the bucket's upper bound).
 from __future__ import annotations
 
 import threading
+from bisect import bisect_left
 from typing import Any
 
 # Upper bounds in seconds; the last bucket is open-ended.
@@ -60,10 +61,7 @@ class Histogram:
         self.total = 0.0
 
     def observe(self, seconds: float) -> None:
-        for index, bound in enumerate(BUCKETS):
-            if seconds <= bound:
-                self.counts[index] += 1
-                break
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
         self.total += seconds
 
     def as_dict(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def test_warm_action_reports_each_process(
         follow=True,
     )
     assert f"{flow.process_name()}: 1" in response.content.decode()
-    assert lookups.cache.get("wall-painting") == service.uuid
+    assert lookups.cache.get("wall-painting").uuid == service.uuid
 
 
 def test_stats_page_highlights_alerts(

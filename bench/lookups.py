@@ -1,0 +1,227 @@
+"""Lookup benchmark: cache hits, database misses, HTTP throughput under gunicorn, batches.
+
+(a) cache-hit lookup latency in-process, p50/p99 over --hits calls;
+(b) database-miss latency over 10,000 distinct slugs in a table of --services rows;
+(c) GET /api/v1/lookups/{slug}/ throughput under gunicorn (2 workers), driven from a
+    second process, against a bare Django JsonResponse view on the same server;
+(d) a batch of 500 slugs, all cache misses (one query), through lookup_many.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _django import REPO, setup_bench_database, timed
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    samples_ns.sort()
+    return {
+        "calls": len(samples_ns),
+        "p50_us": round(samples_ns[len(samples_ns) // 2] / 1000, 3),
+        "p99_us": round(samples_ns[int(len(samples_ns) * 0.99)] / 1000, 3),
+        "mean_us": round(statistics.fmean(samples_ns) / 1000, 3),
+    }
+
+
+def load_services(count: int) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM lookups_microservice")
+        if cursor.fetchone()[0] >= count:
+            return
+        cursor.execute("TRUNCATE lookups_microservice")
+        cursor.execute(
+            "INSERT INTO lookups_microservice (slug, uuid, name, active, created_at, updated_at) "
+            "SELECT 'service-' || n, gen_random_uuid(), 'Service ' || n, true, now(), now() "
+            "FROM generate_series(1, %s) n",
+            [count],
+        )
+        cursor.execute("ANALYZE lookups_microservice")
+
+
+def wait_listening(service: object) -> None:
+    from controlplane import notifications
+    from lookups import flow
+
+    service.listen()
+    deadline = time.monotonic() + 10
+    while not notifications.listener.is_listening(flow.CHANNEL):
+        if time.monotonic() > deadline:
+            raise RuntimeError("change listener did not start")
+        time.sleep(0.01)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_throughput(seconds: float, threads: int) -> dict:
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    from controlplane.apps import sync_groups
+
+    sync_groups()
+    user, _ = User.objects.get_or_create(username="bench-client")
+    user.groups.add(Group.objects.get(name="clients"))
+    token, _ = Token.objects.get_or_create(user=user)
+
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench._settings", "PYTHONPATH": str(REPO)}
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "controlplane.wsgi",
+            "-w",
+            "2",
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/bench/bare/x/").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.2)
+        # Warm both workers' caches and listeners.
+        for _ in range(50):
+            httpx.get(
+                f"{base}/api/v1/lookups/service-1/", headers={"Authorization": f"Token {token.key}"}
+            )
+        time.sleep(1.0)
+
+        def drive(url: str, auth: str) -> dict:
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    str(REPO / "bench" / "_load.py"),
+                    url,
+                    str(seconds),
+                    str(threads),
+                    auth,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            return json.loads(out.stdout)
+
+        bare = drive(f"{base}/bench/bare/service-1/", "-")
+        lookup = drive(f"{base}/api/v1/lookups/service-1/", token.key)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    return {
+        "seconds": seconds,
+        "client_threads": threads,
+        "bare_view": bare,
+        "lookup_endpoint": lookup,
+        "lookup_vs_bare": round(lookup["requests_per_second"] / bare["requests_per_second"], 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--hits", type=int, default=1_000_000)
+    parser.add_argument("--services", type=int, default=100_000)
+    parser.add_argument("--misses", type=int, default=10_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--database", default="controlplane_bench_lookups")
+    args = parser.parse_args()
+    os.environ.setdefault("LOOKUP_CACHE_MAX_SIZE", "1000")
+    setup_bench_database(args.database)
+    import logging
+
+    logging.getLogger("controlplane").setLevel(logging.WARNING)
+    from django.test.utils import override_settings
+
+    from lookups import flow
+
+    load_services(args.services)
+    flow.reset_lookups()
+    service = flow.get_lookups()
+    wait_listening(service)
+
+    # (a) cache hits
+    service.lookup("service-1")
+    samples = []
+    perf = time.perf_counter_ns
+    lookup = service.lookup
+    for _ in range(args.hits):
+        started = perf()
+        lookup("service-1")
+        samples.append(perf() - started)
+    hits = percentiles(samples)
+
+    # (b) database misses: distinct slugs, each looked up once, cache too small to help
+    with override_settings(LOOKUP_CACHE_MAX_SIZE=1):
+        flow.reset_lookups()
+        service = flow.get_lookups()
+        wait_listening(service)
+        samples = []
+        for n in range(1, args.misses + 1):
+            started = perf()
+            result = service.lookup(f"service-{n * 7 % args.services + 1}")
+            samples.append(perf() - started)
+            assert result.source == "db"
+    misses = percentiles(samples)
+
+    # (d) batch of 500, all misses
+    slugs = [f"service-{n}" for n in range(20_000, 20_500)]
+
+    def batch() -> None:
+        service.cache.clear()
+        results = service.lookup_many(slugs)
+        assert all(r.source == "db" for r in results)
+
+    batches = timed(batch, 50)
+
+    result = {
+        "a_cache_hit": hits,
+        "b_db_miss": {**misses, "table_rows": args.services},
+        "c_http": http_throughput(args.seconds, args.threads),
+        "d_batch_500": batches,
+    }
+    result["targets"] = {
+        "a_p50_us<=2": hits["p50_us"] <= 2,
+        "b_p50_ms<=1": misses["p50_us"] <= 1000,
+        "c_lookup>=60%_of_bare": result["c_http"]["lookup_vs_bare"] >= 0.6,
+        "d_p50_ms<=20": batches["p50_ms"] <= 20,
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

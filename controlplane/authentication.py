@@ -1,0 +1,68 @@
+"""Token authentication with a per-process cache that every process invalidates promptly.
+
+Each API call otherwise costs two queries before any work (token -> user,
+then the user's groups). Here a token's user and group names are cached for
+AUTH_CACHE_TTL seconds, trusted only while this process is listening for
+changes: triggers on the token, user and group-membership tables NOTIFY
+``controlplane_auth`` with the user id, and the listener drops that user's
+entries. A revoked token or deactivated user stops working everywhere within
+the notification delay.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from django.conf import settings
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.authtoken.models import Token
+
+from controlplane import notifications
+
+CHANNEL = "controlplane_auth"
+
+
+class _TokenCache:
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[Any, Token, float]] = {}
+        self.lock = threading.Lock()
+        self.subscribed = False
+
+    def listen(self) -> None:
+        if not self.subscribed:
+            self.subscribed = True
+            notifications.subscribe(CHANNEL, self.drop_user, self.clear)
+        else:
+            notifications.listener.ensure_running()
+
+    def drop_user(self, user_id: str) -> None:
+        with self.lock:
+            for key in [k for k, (user, _, _) in self.entries.items() if str(user.pk) == user_id]:
+                del self.entries[key]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.entries.clear()
+
+
+cache = _TokenCache()
+
+
+class CachedTokenAuthentication(TokenAuthentication):
+    def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
+        if notifications.listener.is_listening(CHANNEL):
+            entry = cache.entries.get(key)
+            if entry is not None and time.monotonic() < entry[2]:
+                return entry[0], entry[1]
+        cache.listen()
+        user, token = super().authenticate_credentials(key)
+        # Load the group names now, so permission checks need no query either.
+        user._controlplane_groups = frozenset(user.groups.values_list("name", flat=True))
+        if notifications.listener.is_listening(CHANNEL):
+            with cache.lock:
+                if len(cache.entries) >= settings.AUTH_CACHE_MAX_SIZE:
+                    cache.entries.clear()
+                cache.entries[key] = (user, token, time.monotonic() + settings.AUTH_CACHE_TTL)
+        return user, token
