@@ -21,6 +21,10 @@ GROUPS = (CLIENTS, SUPPORT, OPS)
 GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
     CLIENTS: [],
     SUPPORT: [
+        "jobs.view_job",
+        "jobs.view_failedjob",
+        "jobs.view_runningjob",
+        "jobs.view_jobevent",
         "lookups.view_microservice",
         "errors.view_errorrecord",
         "errors.view_errorgroup",
@@ -29,6 +33,13 @@ GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
         "breakers.view_breakerevent",
     ],
     OPS: [
+        "jobs.view_job",
+        "jobs.change_job",
+        "jobs.view_failedjob",
+        "jobs.change_failedjob",
+        "jobs.view_runningjob",
+        "jobs.change_runningjob",
+        "jobs.view_jobevent",
         "lookups.view_microservice",
         "lookups.add_microservice",
         "lookups.change_microservice",

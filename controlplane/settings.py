@@ -257,6 +257,23 @@ LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minim
 LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
 LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
 
+# --- Jobs -------------------------------------------------------------------------------
+JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 600, minimum=1)
+JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 3, minimum=1)
+JOB_MAX_PAYLOAD_BYTES = env_int("JOB_MAX_PAYLOAD_BYTES", 20 * 1024 * 1024, minimum=1024)
+JOB_LEASE_SECONDS = env_float("JOB_LEASE_SECONDS", 30.0, minimum=1.0)
+JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 5.0, minimum=0.1)
+JOB_CHECKPOINT_POLL_SECONDS = env_float("JOB_CHECKPOINT_POLL_SECONDS", 0.2, minimum=0.0)
+JOB_DRAIN_SECONDS = env_float("JOB_DRAIN_SECONDS", 30.0, minimum=0.0)
+JOB_SHUTDOWN_ACTION = env_choice("JOB_SHUTDOWN_ACTION", "requeue", ("requeue", "fail"))
+JOB_MAINTENANCE_SECONDS = env_float("JOB_MAINTENANCE_SECONDS", 1.0, minimum=0.1)
+JOB_REDISPATCH_SECONDS = env_float("JOB_REDISPATCH_SECONDS", 60.0, minimum=1.0)
+JOB_TIMEOUT_GRACE_SECONDS = env_int("JOB_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
+JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
+JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
+# Bodies up to the job payload limit may be read; larger ones are refused before reading.
+DATA_UPLOAD_MAX_MEMORY_SIZE = JOB_MAX_PAYLOAD_BYTES + 64 * 1024
+
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

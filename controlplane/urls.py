@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/v1/", include("controlplane.errors.api")),
     path("api/v1/", include("controlplane.breakers.api")),
     path("api/v1/", include("lookups.api")),
+    path("api/v1/", include("jobs.api")),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

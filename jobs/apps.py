@@ -1,8 +1,41 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
+    from django_q.models import Schedule
+
+    # A safety net for deployments that run plain `qcluster`; `runworker` does this every second.
+    Schedule.objects.using(using).update_or_create(
+        name="jobs: maintenance",
+        defaults={
+            "func": "jobs.tasks.maintenance",
+            "schedule_type": Schedule.MINUTES,
+            "minutes": 1,
+        },
+    )
+
+
+def _ignore_group_sigterm(sender: Any, proc_name: str = "", **kwargs: Any) -> None:
+    """django-q2 worker processes: a stray SIGTERM must not kill a running handler;
+    runworker drains them through checkpoints and kills only past the drain time."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 class JobsConfig(AppConfig):
     name = "jobs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django_q.signals import post_spawn
+
+        from jobs import handlers  # noqa: F401 -- registers the built-in kinds
+
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobs.schedules")
+        post_spawn.connect(_ignore_group_sigterm, dispatch_uid="jobs.worker_sigterm")

@@ -133,7 +133,15 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
         ),
         (
             "Related",
-            {"fields": ("job_id", "breaker_name", "breaker_state", "group_summary", "same_group")},
+            {
+                "fields": (
+                    "job_link",
+                    "breaker_name",
+                    "breaker_state",
+                    "group_summary",
+                    "same_group",
+                )
+            },
         ),
         ("When", {"fields": ("occurred_at", "created_at", "fingerprint")}),
     )
@@ -152,7 +160,7 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
         "user_link",
         "api_client",
         "context_block",
-        "job_id",
+        "job_link",
         "breaker_name",
         "breaker_state",
         "group_summary",
@@ -185,6 +193,13 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
             return "anonymous"
         url = reverse("admin:auth_user_change", args=[record.user_id])
         return format_html('<a href="{}">{}</a>', url, record.username or record.user_id)
+
+    @admin.display(description="job")
+    def job_link(self, record: ErrorRecord) -> str:
+        if not record.job_id:
+            return "—"
+        url = reverse("admin:jobs_job_change", args=[record.job_id])
+        return format_html('<a href="{}">{}</a>', url, record.job_id)
 
     @admin.display(description="group")
     def group_summary(self, record: ErrorRecord) -> str:

@@ -24,6 +24,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from controlplane.demo import load_demo_data
 
+# The worker drains within JOB_DRAIN_SECONDS and stops a few seconds later; this bounds the rest.
 STOP_GRACE_SECONDS = 10
 
 
@@ -63,7 +64,7 @@ class Command(BaseCommand):
             "web": subprocess.Popen(
                 [*manage, "runserver", f"{host}:{port}"], env=env, start_new_session=True
             ),
-            "worker": subprocess.Popen([*manage, "qcluster"], env=env, start_new_session=True),
+            "worker": subprocess.Popen([*manage, "runworker"], env=env, start_new_session=True),
         }
         stopping = False
 
@@ -120,12 +121,13 @@ class Command(BaseCommand):
         for child in children.values():
             if child.poll() is None:
                 _signal_group(child, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        grace = STOP_GRACE_SECONDS + settings.JOB_DRAIN_SECONDS
+        deadline = time.monotonic() + grace
         for name, child in children.items():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                self.stderr.write(f"{name} did not stop within {STOP_GRACE_SECONDS} s; killing it")
+                self.stderr.write(f"{name} did not stop within {grace:.0f} s; killing it")
                 _signal_group(child, signal.SIGKILL)
                 child.wait()
         self.stdout.write("Stopped.")

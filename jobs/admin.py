@@ -1,0 +1,225 @@
+"""Jobs in the admin: status and progress at a glance, cancel and retry for ops."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from controlplane.errors.exceptions import UserFacingError
+from controlplane.paginators import EstimatedCountPaginator
+from jobs import actions
+from jobs.models import FailedJob, Job, JobEvent, RunningJob
+
+STATUS_COLOURS = {
+    "queued": "#546e7a",
+    "running": "#1565c0",
+    "succeeded": "#2e7d32",
+    "failed": "#c62828",
+    "cancelled": "#6d4c41",
+    "timed_out": "#ef6c00",
+}
+_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+)
+
+
+class JobEventInline(admin.TabularInline):
+    model = JobEvent
+    fields = ("created_at", "from_status", "to_status", "attempt", "message", "actor")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "badge",
+        "progress_bar",
+        "attempts",
+        "micro_id",
+        "created_at",
+        "finished_at",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("id",)
+    search_help_text = "A job id, an Idempotency-Key, or the support UUID of its error (exact)."
+    ordering = ("-created_at",)
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    list_select_related = ("created_by",)
+    raw_id_fields = ("created_by",)
+    inlines = [JobEventInline]
+    actions = ["cancel_jobs", "retry_jobs"]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "id",
+                    "kind",
+                    "badge",
+                    "progress_bar",
+                    "progress_message",
+                    "attempts",
+                    "max_attempts",
+                    "micro_id",
+                    "micro_uuid",
+                    "created_by",
+                    "idempotency_key",
+                )
+            },
+        ),
+        (
+            "Timing",
+            {
+                "fields": (
+                    "created_at",
+                    "started_at",
+                    "finished_at",
+                    "timeout_seconds",
+                    "timeout_at",
+                    "heartbeat_at",
+                    "lease_expires_at",
+                    "worker",
+                    "cancel_requested_at",
+                )
+            },
+        ),
+        (
+            "Outcome",
+            {"fields": ("result", "result_url", "error_code", "error_message", "error_link")},
+        ),
+        ("Payload (scrubbed)", {"fields": ("payload_block",)}),
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # jobs are created through the API
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser)
+
+    @admin.display(description="status", ordering="status")
+    def badge(self, job: Job) -> str:
+        return format_html(
+            '<span class="job-status job-{}" style="background:{};color:#fff;padding:2px 8px;'
+            'border-radius:10px;font-weight:600">{}</span>',
+            job.status,
+            STATUS_COLOURS.get(job.status, "#555"),
+            job.get_status_display(),
+        )
+
+    @admin.display(description="progress")
+    def progress_bar(self, job: Job) -> str:
+        return format_html(
+            '<progress value="{}" max="100" title="{}%"></progress> {}%',
+            job.progress,
+            job.progress,
+            job.progress,
+        )
+
+    @admin.display(description="error record")
+    def error_link(self, job: Job) -> str:
+        if not job.error_support_id:
+            return "—"
+        url = reverse("admin:errors_errorrecord_changelist") + f"?q={job.error_support_id}"
+        return format_html('<a href="{}">{}</a>', url, job.error_support_id)
+
+    @admin.display(description="payload")
+    def payload_block(self, job: Job) -> str:
+        import json
+
+        from controlplane.errors.scrubbing import default_scrubber
+
+        text = json.dumps(default_scrubber().scrub(job.payload), indent=2, sort_keys=True)
+        if len(text) > 20_000:
+            text = text[:20_000] + "\n…[truncated]"
+        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = _UUID.search(term)
+        if found:
+            value = uuid.UUID(found.group(0))
+            by_id = queryset.filter(pk=value)
+            if by_id.exists():
+                return by_id, False
+            return queryset.filter(error_support_id=value), False
+        return queryset.filter(idempotency_key=term), False
+
+    @admin.action(permissions=["change"], description="Cancel selected jobs")
+    def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done, skipped = [], []
+        for job in queryset.only("id", "status"):
+            try:
+                cancelled = actions.cancel_job(job_id=job.id, actor=request.user)
+                done.append(
+                    f"{job.id} ({'cancelled' if cancelled.status == 'cancelled' else 'stopping'})"
+                )
+            except UserFacingError:
+                skipped.append(f"{job.id} ({job.status})")
+        if done:
+            self.message_user(request, f"Cancel requested for {len(done)}: " + ", ".join(done))
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {len(skipped)} already finished: " + ", ".join(skipped),
+                messages.WARNING,
+            )
+
+    @admin.action(permissions=["change"], description="Retry now (failed / timed out)")
+    def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done, skipped = [], []
+        for job in queryset.only("id", "status"):
+            (done if actions.retry_job(job_id=job.id, actor=request.user) else skipped).append(
+                str(job.id)
+            )
+        if done:
+            self.message_user(request, f"Re-queued {len(done)}: " + ", ".join(done))
+        if skipped:
+            self.message_user(
+                request,
+                f"Skipped {len(skipped)} not failed or timed out: " + ", ".join(skipped),
+                messages.WARNING,
+            )
+
+
+@admin.register(FailedJob)
+class FailedJobAdmin(JobAdmin):
+    list_filter = ("kind", "error_code")
+
+
+@admin.register(RunningJob)
+class RunningJobAdmin(JobAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "badge",
+        "progress_bar",
+        "attempts",
+        "worker",
+        "heartbeat_at",
+        "timeout_at",
+    )
+    list_filter = ("kind",)

@@ -1,0 +1,220 @@
+"""Every Job status change as one SQL statement on the database clock.
+
+Each statement updates the row only from the expected status (and, for a
+worker, the attempt it claimed), and inserts its JobEvent in the same
+statement (a data-modifying CTE), so a cancel, a worker and the reaper can
+never both win, and only the winner's event exists.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.db import connection
+from psycopg.types.json import Jsonb
+
+_EVENT = """
+, ev AS (
+    INSERT INTO jobs_jobevent (job_id, from_status, to_status, attempt, message, actor, created_at)
+    SELECT t.id, {from_status}, t.status, t.attempts, {message}, %(actor)s, now() FROM t
+)
+SELECT * FROM t
+"""
+_COLUMNS = (
+    "j.id, j.kind, j.payload, j.status, j.attempts, j.max_attempts, j.timeout_seconds, "
+    "j.micro_id, j.micro_uuid, j.error_support_id"
+)
+
+
+def _event(from_status: str = "%(from_status)s", message: str = "%(message)s") -> str:
+    return _EVENT.format(from_status=from_status, message=message)
+
+
+CLAIM = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = 'running', attempts = j.attempts + 1,
+        started_at = COALESCE(j.started_at, now()), heartbeat_at = now(),
+        lease_expires_at = now() + make_interval(secs => %(lease)s),
+        timeout_at = now() + make_interval(secs => j.timeout_seconds),
+        worker = %(worker)s, shutdown_requested_at = NULL, updated_at = now()
+    WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
+      AND j.run_after <= now()
+    RETURNING {_COLUMNS}
+){_event("'queued'", "'claimed by ' || %(worker)s")}"""
+
+HEARTBEAT = """
+UPDATE jobs_job j SET
+    heartbeat_at = now(), lease_expires_at = now() + make_interval(secs => %(lease)s),
+    progress = COALESCE(%(progress)s, j.progress),
+    progress_message = COALESCE(%(progress_message)s, j.progress_message),
+    updated_at = now()
+WHERE j.id = %(id)s AND j.status = 'running' AND j.attempts = %(attempt)s
+RETURNING j.cancel_requested_at IS NOT NULL AS cancel, j.timeout_at <= now() AS overdue,
+          j.shutdown_requested_at IS NOT NULL AS shutdown
+"""
+
+_MINE = "j.id = %(id)s AND j.status = 'running' AND j.attempts = %(attempt)s"
+_RELEASE = "lease_expires_at = NULL, heartbeat_at = NULL, updated_at = now()"
+
+SUCCEED = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = 'succeeded', result = %(result)s, result_url = %(result_url)s, progress = 100,
+        finished_at = now(), error_code = '', error_message = '', {_RELEASE}
+    WHERE {_MINE} AND j.cancel_requested_at IS NULL
+    RETURNING {_COLUMNS}
+){_event("'running'", "'succeeded'")}"""
+
+CANCELLED_BY_HANDLER = f"""
+WITH t AS (
+    UPDATE jobs_job j SET status = 'cancelled', result = NULL, finished_at = now(), {_RELEASE}
+    WHERE {_MINE} AND j.cancel_requested_at IS NOT NULL
+    RETURNING {_COLUMNS}
+){_event("'running'", "'stopped at a checkpoint after a cancel request'")}"""
+
+TIMED_OUT = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = 'timed_out', result = NULL, finished_at = now(), error_code = 'timeout',
+        error_message = %(message)s, error_support_id = %(support_id)s, {_RELEASE}
+    WHERE {_MINE}
+    RETURNING {_COLUMNS}
+){_event("'running'")}"""
+
+FAIL_OR_RETRY = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = CASE WHEN %(final)s THEN 'failed' ELSE 'queued' END,
+        run_after = now() + make_interval(secs => %(delay)s), dispatched_at = NULL,
+        finished_at = CASE WHEN %(final)s THEN now() ELSE NULL END,
+        error_code = %(code)s, error_message = %(message)s, error_support_id = %(support_id)s,
+        worker = '', result = NULL, {_RELEASE}
+    WHERE {_MINE} AND j.cancel_requested_at IS NULL
+    RETURNING {_COLUMNS}
+){_event("'running'")}"""
+
+SHUTDOWN = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = CASE WHEN %(requeue)s THEN 'queued' ELSE 'failed' END,
+        attempts = CASE WHEN %(requeue)s THEN j.attempts - 1 ELSE j.attempts END,
+        run_after = now(), dispatched_at = NULL, worker = '',
+        finished_at = CASE WHEN %(requeue)s THEN NULL ELSE now() END,
+        error_code = 'worker_shutdown', error_message = 'the worker was shut down mid-job',
+        error_support_id = CASE WHEN %(requeue)s THEN NULL ELSE %(support_id)s::uuid END,
+        {_RELEASE}
+    WHERE {_MINE}
+    RETURNING {_COLUMNS}
+){_event("'running'", "'worker shut down'")}"""
+
+_CANCEL_MESSAGE = (
+    "CASE WHEN t.status = 'cancelled' THEN 'cancelled while queued' ELSE 'cancel requested' END"
+)
+REQUEST_CANCEL = f"""
+WITH old AS (
+    SELECT id, status FROM jobs_job WHERE id = %(id)s FOR UPDATE
+), t AS (
+    UPDATE jobs_job j SET
+        status = CASE WHEN old.status = 'queued' THEN 'cancelled' ELSE j.status END,
+        cancel_requested_at = COALESCE(j.cancel_requested_at, now()),
+        finished_at = CASE WHEN old.status = 'queued' THEN now() ELSE j.finished_at END,
+        updated_at = now()
+    FROM old WHERE j.id = old.id AND old.status IN ('queued', 'running')
+    RETURNING {_COLUMNS}, old.status AS from_status
+){_event("t.from_status", _CANCEL_MESSAGE)}"""
+
+TIMEOUT_IF_OVERDUE = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = 'timed_out', result = NULL, finished_at = now(), error_code = 'timeout',
+        error_message = 'the job ran past its timeout', error_support_id = gen_random_uuid(),
+        {_RELEASE}
+    WHERE j.id IN (
+        SELECT id FROM jobs_job WHERE status = 'running' AND timeout_at <= now()
+          AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
+        ORDER BY timeout_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+    RETURNING {_COLUMNS}
+){_event("'running'", "'timed out (detected by ' || %(actor)s || ')'")}"""
+
+REAP_LOST = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
+        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
+        error_code = 'worker_lost',
+        error_message = 'the worker running this job stopped renewing its lease',
+        error_support_id = CASE WHEN j.attempts < j.max_attempts THEN NULL
+                                ELSE gen_random_uuid() END,
+        run_after = now(), dispatched_at = NULL, worker = '', {_RELEASE}
+    WHERE j.id IN (
+        SELECT id FROM jobs_job WHERE status = 'running' AND lease_expires_at < now()
+        ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+    RETURNING {_COLUMNS}
+){_event("'running'", "'worker lost (lease expired)'")}"""
+
+DISPATCH_DUE = """
+UPDATE jobs_job SET dispatched_at = now()
+WHERE id IN (
+    SELECT id FROM jobs_job
+    WHERE status = 'queued' AND cancel_requested_at IS NULL AND run_after <= now()
+      AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(redispatch)s))
+    ORDER BY run_after LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+RETURNING id, timeout_seconds
+"""
+
+UNDISPATCH = "UPDATE jobs_job SET dispatched_at = NULL WHERE id = %(id)s AND status = 'queued'"
+
+REQUEST_SHUTDOWN = """
+UPDATE jobs_job SET shutdown_requested_at = now()
+WHERE status = 'running' AND worker LIKE %(prefix)s
+RETURNING id
+"""
+
+MINE_STILL_RUNNING = (
+    "SELECT id, attempts FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
+)
+
+RETRY_NOW = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = 'queued', attempts = 0, run_after = now(), dispatched_at = NULL,
+        finished_at = NULL, cancel_requested_at = NULL, result = NULL, progress = 0,
+        progress_message = '', error_code = '', error_message = '', error_support_id = NULL,
+        timeout_at = NULL, worker = '', updated_at = now()
+    WHERE j.id = %(id)s AND j.status IN ('failed', 'timed_out')
+    RETURNING {_COLUMNS}, %(from_status)s AS from_status
+){_event("t.from_status", "'retry requested'")}"""
+
+
+_JSON_COLUMNS = {"payload", "result"}
+
+
+def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Execute on Django's connection (the caller's transaction, if any); rows as dicts."""
+    params = {"actor": "", "message": "", "from_status": "", **params}
+    for key in ("result",):
+        if key in params and params[key] is not None:
+            params[key] = Jsonb(params[key])
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        if cursor.description is None:
+            return []
+        names = [column.name for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:  # Django's cursor hands jsonb back as text
+        for key in _JSON_COLUMNS & row.keys():
+            if isinstance(row[key], str):
+                row[key] = json.loads(row[key])
+    return rows
+
+
+def one(statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    rows = run(statement, params)
+    return rows[0] if rows else None
+
+
+def new_support_id() -> uuid.UUID:
+    return uuid.uuid4()

@@ -1,0 +1,79 @@
+"""Housekeeping shared by every worker: time out overdue jobs, recover lost ones, dispatch.
+
+Runs every JOB_MAINTENANCE_SECONDS inside `runworker`, and once a minute as a
+django-q2 schedule (so plain `qcluster` deployments recover too). Every
+statement claims rows with FOR UPDATE SKIP LOCKED, so any number of workers
+may run it at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from controlplane.errors.exceptions import InternalServerError
+from controlplane.errors.recording import record_error
+from jobs import lifecycle
+
+logger = logging.getLogger("controlplane.jobs")
+
+
+@dataclass
+class MaintenanceReport:
+    timed_out: int = 0
+    requeued: int = 0
+    failed_lost: int = 0
+    dispatched: int = 0
+
+
+def _record_final(rows: list[dict[str, Any]], code: str, message: str) -> None:
+    for row in rows:
+        if row.get("error_support_id"):
+            record_error(
+                InternalServerError(message, code=code, support_id=row["error_support_id"]),
+                service=f"job:{row['kind']}",
+                job_id=row["id"],
+            )
+
+
+def time_out_overdue(job_id: Any = None, actor: str = "reaper") -> list[dict[str, Any]]:
+    rows = lifecycle.run(lifecycle.TIMEOUT_IF_OVERDUE, {"id": job_id, "actor": actor})
+    _record_final(rows, "timeout", "The job took longer than its time limit.")
+    return rows
+
+
+def enqueue(job_id: Any, timeout_seconds: int) -> None:
+    from django_q.tasks import async_task
+
+    async_task(
+        "jobs.runner.run_job",
+        str(job_id),
+        q_options={
+            "timeout": int(timeout_seconds) + settings.JOB_TIMEOUT_GRACE_SECONDS,
+            "task_name": f"job {job_id}",
+        },
+    )
+
+
+def run_maintenance() -> MaintenanceReport:
+    report = MaintenanceReport()
+    report.timed_out = len(time_out_overdue())
+    lost = lifecycle.run(lifecycle.REAP_LOST, {})
+    report.requeued = sum(1 for row in lost if row["status"] == "queued")
+    report.failed_lost = len(lost) - report.requeued
+    _record_final(lost, "worker_lost", "The worker running this job was lost.")
+    with transaction.atomic():
+        due = lifecycle.run(
+            lifecycle.DISPATCH_DUE,
+            {"redispatch": settings.JOB_REDISPATCH_SECONDS, "limit": 500},
+        )
+        for row in due:
+            transaction.on_commit(lambda r=row: enqueue(r["id"], r["timeout_seconds"]))
+    report.dispatched = len(due)
+    if report.timed_out or lost or due:
+        logger.info("job maintenance: %s", report)
+    return report

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models.functions import Now
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def stale(self) -> JobQuerySet:
+        """Running jobs whose worker stopped renewing its lease (killed, machine lost)."""
+        return self.filter(status=JobStatus.RUNNING, lease_expires_at__lt=Now())
+
+    def overdue(self) -> JobQuerySet:
+        return self.filter(status=JobStatus.RUNNING, timeout_at__lte=Now())
+
+
+class Job(models.Model):
+    """A unit of background work. This row, not django-q2's tables, is the truth about it.
+
+    Every status change is a conditional UPDATE on the previous status (and, from a
+    worker, on the attempt number it claimed) made in ``jobs.lifecycle``, so two
+    workers, or a worker and a cancel, can never both win.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=500, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    timeout_seconds = models.PositiveIntegerField(default=600)
+    timeout_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    shutdown_requested_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    run_after = models.DateTimeField(db_default=Now())
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    result_url = models.URLField(max_length=2000, blank=True)
+    error_code = models.CharField(max_length=100, blank=True)
+    error_message = models.TextField(blank=True)
+    error_support_id = models.UUIDField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    micro_id = models.CharField(max_length=100, blank=True)
+    micro_uuid = models.UUIDField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(db_default=Now())
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(db_default=Now())
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "-created_at"], name="job_status_created"),
+            models.Index(fields=["kind", "-created_at"], name="job_kind_created"),
+            models.Index(fields=["-created_at", "id"], name="job_created"),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="job_running_lease",
+                condition=models.Q(status="running"),
+            ),
+            models.Index(
+                fields=["run_after"], name="job_queued_due", condition=models.Q(status="queued")
+            ),
+            models.Index(
+                fields=["created_at"],
+                name="job_missing_micro_uuid",
+                condition=models.Q(micro_uuid__isnull=True) & ~models.Q(micro_id=""),
+            ),
+            models.Index(fields=["error_support_id"], name="job_error_support_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class JobEvent(models.Model):
+    """One row per status change (or cancel request), written with the change."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=10)
+    to_status = models.CharField(max_length=10)
+    attempt = models.PositiveIntegerField(default=0)
+    message = models.TextField(blank=True)
+    actor = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["job", "created_at"], name="jobevent_job_created")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id}: {self.from_status} -> {self.to_status}"
+
+
+class FailedJobManager(models.Manager["FailedJob"]):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(status__in=[JobStatus.FAILED, JobStatus.TIMED_OUT])
+
+
+class FailedJob(Job):
+    objects = FailedJobManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "failed job"
+
+
+class RunningJobManager(models.Manager["RunningJob"]):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(status=JobStatus.RUNNING)
+
+
+class RunningJob(Job):
+    objects = RunningJobManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "running job"

@@ -1,0 +1,136 @@
+"""Running one job inside a django-q2 worker: claim, run the handler, record the outcome."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from django.conf import settings
+from django_q.exceptions import TimeoutException
+
+from controlplane.errors.exceptions import InternalServerError, UserFacingError
+from controlplane.errors.handlers import to_user_facing
+from controlplane.errors.recording import record_error
+from controlplane.resilience.retry import RetryPolicy, is_retryable
+from jobs import handlers, lifecycle
+
+logger = logging.getLogger("controlplane.jobs")
+
+# Set by `runworker` before its cluster forks; lets it find (and drain) its own jobs.
+WORKER_ENV = "CONTROLPLANE_WORKER_ID"
+draining = None  # a multiprocessing.Event shared with runworker, when run under it
+
+
+def worker_identity() -> str:
+    owner = os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getppid()}"
+    return f"{owner}/{os.getpid()}"
+
+
+def _record(error: UserFacingError, job: dict[str, Any]) -> str:
+    record_error(error, service=f"job:{job['kind']}", job_id=job["id"])
+    return str(error.support_id)
+
+
+def run_job(job_id: str) -> str:
+    """django-q2 task: returns what happened (for django-q2's own records)."""
+    if draining is not None and draining.is_set():
+        lifecycle.run(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
+        return "skipped: worker draining"
+    job = lifecycle.one(
+        lifecycle.CLAIM,
+        {"id": job_id, "lease": settings.JOB_LEASE_SECONDS, "worker": worker_identity()},
+    )
+    if job is None:
+        return "skipped: not claimable (cancelled, already claimed, not due)"
+    attempt = job["attempts"]
+    handler = handlers.get_handler(job["kind"])
+    ctx = handlers.JobContext(
+        job_id=str(job["id"]),
+        attempt=attempt,
+        max_attempts=job["max_attempts"],
+        payload=job["payload"] or {},
+        micro_id=job["micro_id"],
+        micro_uuid=job["micro_uuid"],
+    )
+    mine = {"id": job["id"], "attempt": attempt}
+    try:
+        if handler is None:
+            raise InternalServerError(
+                code="UNKNOWN_JOB_KIND", technical_message=f"no handler for kind {job['kind']!r}"
+            )
+        with handlers.Heartbeat(ctx):
+            result = handler(ctx, ctx.payload)
+    except handlers.JobCancelled:
+        lifecycle.run(lifecycle.CANCELLED_BY_HANDLER, mine)
+        return "cancelled"
+    except (handlers.JobTimedOut, TimeoutException) as exc:
+        error = InternalServerError(
+            "The job took longer than its time limit.", code="timeout", technical_message=str(exc)
+        )
+        lifecycle.run(
+            lifecycle.TIMED_OUT,
+            {**mine, "message": str(exc), "support_id": _record(error, job)},
+        )
+        if isinstance(exc, TimeoutException):
+            raise  # django-q2 replaces the worker process
+        return "timed out"
+    except handlers.WorkerShuttingDown:
+        requeue = settings.JOB_SHUTDOWN_ACTION == "requeue"
+        support_id = None
+        if not requeue:
+            error = InternalServerError(
+                "The job was interrupted by a worker shutdown.", code="worker_shutdown"
+            )
+            support_id = _record(error, job)
+        lifecycle.run(lifecycle.SHUTDOWN, {**mine, "requeue": requeue, "support_id": support_id})
+        return "interrupted by shutdown"
+    except handlers.JobLost:
+        return "lost the claim; stopped without writing"
+    except Exception as exc:
+        return _failed(job, mine, attempt, exc)
+    if lifecycle.one(lifecycle.SUCCEED, {**mine, "result": result, "result_url": ""}) is None:
+        # A cancel arrived after the last checkpoint: cancelled, and the result is dropped.
+        if lifecycle.one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
+            return "cancelled (result discarded)"
+        return "lost the claim; result discarded"
+    return "succeeded"
+
+
+def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Exception) -> str:
+    error = to_user_facing(exc)
+    if error.code == "INTERNAL_ERROR":
+        error.code = "processing_error"
+    retryable = is_retryable(exc) or (isinstance(exc, UserFacingError) and exc.retryable)
+    final = not retryable or attempt >= job["max_attempts"]
+    delay = 0.0
+    if not final:
+        policy = RetryPolicy(
+            initial_delay=settings.JOB_RETRY_INITIAL_DELAY,
+            max_delay=settings.JOB_RETRY_MAX_DELAY,
+            jitter="full",
+        )
+        delay = policy.backoff(attempt)
+    support_id = _record(error, job) if final else None
+    row = lifecycle.one(
+        lifecycle.FAIL_OR_RETRY,
+        {
+            **mine,
+            "final": final,
+            "delay": delay,
+            "code": error.code,
+            "message": error.technical_message[:5000],
+            "support_id": support_id,
+        },
+    )
+    if row is None and lifecycle.one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
+        return "cancelled"
+    logger.info(
+        "job %s attempt %s failed (%s); %s",
+        job["id"],
+        attempt,
+        error.code,
+        "final" if final else f"retry in {delay:.2f}s",
+    )
+    return "failed" if final else "retrying"
