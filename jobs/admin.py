@@ -171,14 +171,13 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Cancel selected jobs")
     def cancel_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         done, skipped = [], []
-        for job in queryset.only("id", "status"):
+        for job_id, status in queryset.values_list("id", "status"):
             try:
-                cancelled = actions.cancel_job(job_id=job.id, actor=request.user)
-                done.append(
-                    f"{job.id} ({'cancelled' if cancelled.status == 'cancelled' else 'stopping'})"
-                )
+                cancelled = actions.cancel_job(job_id=job_id, actor=request.user)
+                state = "cancelled" if cancelled.status == "cancelled" else "stopping"
+                done.append(f"{job_id} ({state})")
             except UserFacingError:
-                skipped.append(f"{job.id} ({job.status})")
+                skipped.append(f"{job_id} ({status})")
         if done:
             self.message_user(request, f"Cancel requested for {len(done)}: " + ", ".join(done))
         if skipped:
@@ -191,10 +190,9 @@ class JobAdmin(admin.ModelAdmin):
     @admin.action(permissions=["change"], description="Retry now (failed / timed out)")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         done, skipped = [], []
-        for job in queryset.only("id", "status"):
-            (done if actions.retry_job(job_id=job.id, actor=request.user) else skipped).append(
-                str(job.id)
-            )
+        for job_id in queryset.values_list("id", flat=True):
+            retried = actions.retry_job(job_id=job_id, actor=request.user)
+            (done if retried else skipped).append(str(job_id))
         if done:
             self.message_user(request, f"Re-queued {len(done)}: " + ", ".join(done))
         if skipped:
