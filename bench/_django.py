@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parent.parent
+# The repository goes first: bench/jobs.py and bench/lookups.py must not shadow the apps.
 sys.path.insert(0, str(REPO))
 
 

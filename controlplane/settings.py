@@ -198,7 +198,9 @@ Q_CLUSTER = {
     "max_attempts": env_int("Q_MAX_ATTEMPTS", 1, minimum=1),
     "poll": 0.2,
     "catch_up": False,
-    "save_limit": 1000,
+    # The Job table is the record of every job; storing django-q2's own success rows
+    # made its monitor fall behind under load, which stalled worker recycling for ~20 s.
+    "save_limit": -1,
     "ack_failures": True,
     "cache": "cluster",
 }

@@ -54,7 +54,6 @@ class Command(BaseCommand):
             )
         self.stdout.write("Applying migrations...")
         call_command("migrate", interactive=False, verbosity=0)
-        call_command("createcachetable", verbosity=0)
         logins = [] if no_demo else load_demo_data()
 
         # Children reuse this process's database instead of registering their own handle.
