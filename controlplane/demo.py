@@ -63,4 +63,42 @@ def load_demo_data() -> list[DemoLogin]:
         admin.save(update_fields=["password"])
     admin_token, _ = Token.objects.get_or_create(user=admin)
     logins.append(DemoLogin("admin", "admin", "superuser", admin_token.key))
+    _demo_services_and_jobs(User.objects.get(username="demo-client"))
     return logins
+
+
+DEMO_SERVICES = ("wall-painting", "roof-repair", "floor-tiling", "plumbing", "electrical-work")
+DEMO_JOBS = (
+    # (idempotency key, kind, payload, micro_id, max_attempts)
+    ("demo-quick", "demo.sleep", {"seconds": 2}, "wall-painting", 3),
+    ("demo-flaky", "demo.sleep", {"seconds": 1, "fail_times": 1}, "roof-repair", 3),
+    ("demo-doomed", "demo.sleep", {"seconds": 0, "fail_times": 9}, "plumbing", 2),
+    ("demo-long", "demo.sleep", {"seconds": 300}, "floor-tiling", 1),
+    ("demo-unknown-service", "demo.sleep", {"seconds": 1}, "no-such-service", 1),
+)
+
+
+def _demo_services_and_jobs(client: object) -> None:
+    """A few mappings and jobs to look at; fixed slugs and Idempotency-Keys keep it idempotent."""
+    import uuid
+
+    from jobs.actions import create_job
+    from lookups.models import MicroService
+
+    for slug in DEMO_SERVICES:
+        MicroService.objects.get_or_create(
+            slug=slug,
+            defaults={
+                "uuid": uuid.uuid5(uuid.NAMESPACE_URL, f"controlplane-demo/{slug}"),
+                "name": slug.replace("-", " ").title(),
+            },
+        )
+    for key, kind, payload, micro_id, max_attempts in DEMO_JOBS:
+        create_job(
+            kind=kind,
+            payload=payload,
+            micro_id=micro_id,
+            max_attempts=max_attempts,
+            idempotency_key=key,
+            created_by=client,
+        )
