@@ -1,8 +1,15 @@
-"""System checks for production configuration (run at start-up and by `check --deploy`)."""
+"""System checks for production configuration.
+
+They run with every management command (`check`, `runworker`, ...), with
+`check --deploy`, and at gunicorn start-up (controlplane.startup). With
+ENVIRONMENT=production each misconfiguration below refuses to start with its
+own id; in development and test the same things are allowed and logged.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from django.conf import settings
@@ -11,15 +18,20 @@ from django.core.checks import Error, Tags, Warning, register
 logger = logging.getLogger("controlplane.checks")
 
 
+def _mock_providers() -> list[str]:
+    return sorted(n for n, c in settings.PROVIDERS.items() if c.get("mode", "real") == "mock")
+
+
 @register(Tags.security, deploy=False)
-def providers_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    problems: list[Any] = []
-    mocks = sorted(n for n, c in settings.PROVIDERS.items() if c.get("mode") == "mock")
+def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     if settings.ENVIRONMENT != "production":
-        if mocks:
-            logger.info("mock providers in use (allowed in %s): %s", settings.ENVIRONMENT, mocks)
-        return problems
-    for name in mocks:
+        if _mock_providers():
+            logger.info(
+                "mock providers in use (allowed in %s): %s", settings.ENVIRONMENT, _mock_providers()
+            )
+        return []
+    problems: list[Any] = []
+    for name in _mock_providers():
         problems.append(
             Error(
                 f"Provider {name!r} is in mock mode, which is refused in production.",
@@ -33,6 +45,58 @@ def providers_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 "PROVIDER_FALLBACK_TO_MOCK is enabled: failed calls would silently get mock data.",
                 hint="Unset PROVIDER_FALLBACK_TO_MOCK in production.",
                 id="controlplane.E002",
+            )
+        )
+    if settings.DEBUG:
+        problems.append(
+            Error(
+                "DEBUG is on in production: error pages would show code, settings and data.",
+                hint="Unset DEBUG (or DEBUG=false).",
+                id="controlplane.E003",
+            )
+        )
+    if settings.SECRET_KEY == settings.INSECURE_DEFAULT_SECRET_KEY or len(settings.SECRET_KEY) < 32:
+        problems.append(
+            Error(
+                "SECRET_KEY is unset, the development default, or shorter than 32 characters.",
+                hint="Set SECRET_KEY to a long random value, e.g. "
+                "python -c 'import secrets; print(secrets.token_urlsafe(50))'.",
+                id="controlplane.E004",
+            )
+        )
+    for name, config in sorted(settings.PROVIDERS.items()):
+        key_env = config.get("api_key_env")
+        if config.get("mode", "real") == "real" and key_env and not os.environ.get(key_env):
+            problems.append(
+                Error(
+                    f"Provider {name!r} needs its API key in ${key_env}, which is not set.",
+                    hint=f"Set {key_env}, or remove api_key_env if {name} needs no key.",
+                    id="controlplane.E005",
+                )
+            )
+        if config.get("mode", "real") == "real" and not config.get("base_url"):
+            problems.append(
+                Error(
+                    f"Provider {name!r} has no base_url.",
+                    id="controlplane.E007",
+                )
+            )
+    if settings.EMBEDDED_DATABASE:
+        problems.append(
+            Error(
+                "DATABASE_URL is not set: the embedded PostgreSQL is for development and tests "
+                "only.",
+                hint="Set DATABASE_URL=postgres://user:password@host:5432/name.",
+                id="controlplane.E006",
+            )
+        )
+    if settings.BREAKER_DEFAULTS["fail_open"]:
+        problems.append(
+            Warning(
+                "BREAKER_FAIL_OPEN is on: while PostgreSQL is unreachable, breakers permit calls "
+                "on local counts instead of refusing them.",
+                hint="Intended for most upstreams; set BREAKER_FAIL_OPEN=false to fail closed.",
+                id="controlplane.W002",
             )
         )
     for group, members in settings.PROVIDER_GROUPS.items():

@@ -6,6 +6,7 @@ Every knob is an environment variable read through the typed helpers in
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -33,9 +34,8 @@ DEBUG = env_bool("DEBUG", ENVIRONMENT == "development")
 
 # Development and test get a fixed, clearly-insecure key; production must set one.
 INSECURE_DEFAULT_SECRET_KEY = "django-insecure-development-only-do-not-use-in-production"  # noqa: S105
-SECRET_KEY = env_str("SECRET_KEY") or ("" if IS_PRODUCTION else INSECURE_DEFAULT_SECRET_KEY)
-if not SECRET_KEY:
-    raise ImproperlyConfigured("SECRET_KEY must be set when ENVIRONMENT=production")
+# An unset key in production is refused by system check controlplane.E004 (at start-up).
+SECRET_KEY = env_str("SECRET_KEY") or INSECURE_DEFAULT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", [] if IS_PRODUCTION else ["127.0.0.1", "localhost", "testserver"]
@@ -63,6 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "controlplane.health.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -96,12 +97,11 @@ TEMPLATES = [
 EMBEDDED_PG_DIR = Path(env_str("EMBEDDED_PG_DIR", str(BASE_DIR / "var" / "pgdata")))
 DATABASE_URL = env_str("DATABASE_URL")
 EMBEDDED_DATABASE = DATABASE_URL is None
-if EMBEDDED_DATABASE:
-    if IS_PRODUCTION:
-        raise ImproperlyConfigured(
-            "DATABASE_URL must be set when ENVIRONMENT=production; "
-            "the embedded PostgreSQL is for development and tests only"
-        )
+if EMBEDDED_DATABASE and IS_PRODUCTION:
+    # Never start an embedded server in production: system check controlplane.E006
+    # refuses to start, with this placeholder in place so the checks can run at all.
+    DATABASE_URL = "postgresql://unset@/DATABASE_URL-is-not-set?host=/nonexistent"
+elif EMBEDDED_DATABASE:
     DATABASE_URL = embedded_db.ensure_running(EMBEDDED_PG_DIR)
 
 _database = parse_database_url(DATABASE_URL)
@@ -249,6 +249,10 @@ RETRY_DEFAULTS = {
 PROVIDERS = env_json("PROVIDERS", {})
 PROVIDER_GROUPS = env_json("PROVIDER_GROUPS", {})
 PROVIDER_FALLBACK_TO_MOCK = env_bool("PROVIDER_FALLBACK_TO_MOCK", False)
+PROVIDER_HEALTH_INTERVAL_MINUTES = env_int("PROVIDER_HEALTH_INTERVAL_MINUTES", 1, minimum=1)
+PROVIDER_HEALTH_TIMEOUT = env_float("PROVIDER_HEALTH_TIMEOUT", 5.0, minimum=0.1)
+PROVIDER_HEALTH_SLOW_MS = env_float("PROVIDER_HEALTH_SLOW_MS", 1000.0, minimum=1.0)
+PROVIDER_HEALTH_HISTORY_DAYS = env_int("PROVIDER_HEALTH_HISTORY_DAYS", 7, minimum=1)
 
 # --- Micro-service lookups ------------------------------------------------------------
 LOOKUP_CACHE_TTL = env_float("LOOKUP_CACHE_TTL", 1800.0, minimum=0.0)
@@ -275,6 +279,16 @@ JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
 JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
 # Bodies up to the job payload limit may be read; larger ones are refused before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = JOB_MAX_PAYLOAD_BYTES + 64 * 1024
+
+# --- Metrics (Prometheus, multi-process) ---------------------------------------------------
+# Every process of one deployment must share this folder; `make run` empties it at start.
+PROMETHEUS_MULTIPROC_DIR = Path(
+    env_str("PROMETHEUS_MULTIPROC_DIR", str(BASE_DIR / "var" / f"prometheus-{ENVIRONMENT}"))
+)
+PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)  # read by prometheus-client
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from controlplane.api import router
+from controlplane.health.metrics import metrics_view
+from controlplane.health.views import HealthView, healthz
 
 handler400 = "controlplane.errors.views.bad_request"
 handler403 = "controlplane.errors.views.permission_denied"
@@ -13,6 +15,9 @@ handler404 = "controlplane.errors.views.page_not_found"
 handler500 = "controlplane.errors.views.server_error"
 
 urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
+    path("api/v1/health/", HealthView.as_view(), name="health"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.errors.api")),
     path("api/v1/", include("controlplane.breakers.api")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from typing import Any
 
 from django.conf import settings
@@ -13,6 +14,7 @@ from django_q.exceptions import TimeoutException
 from controlplane.errors.exceptions import InternalServerError, UserFacingError
 from controlplane.errors.handlers import to_user_facing
 from controlplane.errors.recording import record_error
+from controlplane.health.metrics import JOB_DURATION, JOBS_FINISHED
 from controlplane.resilience.retry import RetryPolicy, is_retryable
 from jobs import handlers, lifecycle
 
@@ -44,6 +46,21 @@ def run_job(job_id: str) -> str:
     )
     if job is None:
         return "skipped: not claimable (cancelled, already claimed, not due)"
+    started = time.monotonic()
+    outcome = "crashed"
+    try:
+        outcome = _run_claimed(job)
+    except TimeoutException:
+        outcome = "timed_out"  # django-q2's hard limit: it replaces this worker process
+        raise
+    finally:
+        label = outcome.split(" ")[0].rstrip(":;")
+        JOBS_FINISHED.labels(job["kind"], label).inc()
+        JOB_DURATION.labels(job["kind"], label).observe(time.monotonic() - started)
+    return outcome
+
+
+def _run_claimed(job: dict[str, Any]) -> str:
     attempt = job["attempts"]
     handler = handlers.get_handler(job["kind"])
     ctx = handlers.JobContext(

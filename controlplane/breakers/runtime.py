@@ -25,6 +25,7 @@ from controlplane import notifications, sidedb
 from controlplane.breakers import transitions as sql
 from controlplane.breakers.signals import breaker_transition
 from controlplane.errors.exceptions import ServiceUnavailableError, service_code_prefix
+from controlplane.health.metrics import BREAKER_REJECTIONS, BREAKER_TRANSITIONS
 
 logger = logging.getLogger("controlplane.breakers")
 monotonic = time.monotonic
@@ -207,6 +208,7 @@ class BreakerRuntime:
 
     def _refuse(self, snap: Snapshot, retry_after: float | None) -> CircuitOpenError:
         self.registry.count("rejections", self.name)
+        BREAKER_REJECTIONS.labels(self.name).inc()
         state = FORCED_OPEN if snap.override == FORCED_OPEN else snap.state
         return CircuitOpenError(self.name, retry_after, state)
 
@@ -344,6 +346,7 @@ class BreakerRuntime:
     def _announce(self, from_state: str, new: Snapshot) -> None:
         """Only the winner gets here: log once, signal once."""
         self.registry.count("transitions", self.name)
+        BREAKER_TRANSITIONS.labels(self.name, new.state).inc()
         logger.warning(
             "breaker %s: %s -> %s (generation %s)", self.name, from_state, new.state, new.generation
         )

@@ -211,6 +211,9 @@ def record_error(error: UserFacingError, **details: Any) -> dict[str, Any]:
     """Build, store (or spool) and log the record for ``error``; returns the stored row."""
     row = build_row(error, **details)
     written = save_row(row)
+    from controlplane.health.metrics import ERROR_RECORDS
+
+    ERROR_RECORDS.labels(row["code"]).inc()
     records_log.info(
         json.dumps(
             {

@@ -63,6 +63,17 @@ def client_for(provider: str) -> ServiceClient:
     return client
 
 
+_HEALTH_ORDER = {"healthy": 0, None: 1, "degraded": 2, "unhealthy": 3}
+
+
+def _by_health(providers: list[str]) -> list[str]:
+    """Healthy providers first, then unknown, degraded, unhealthy; configured order within each."""
+    from controlplane.health.probes import latest
+
+    health = {name: check.status for name, check in latest().items()}
+    return sorted(providers, key=lambda name: _HEALTH_ORDER[health.get(name)])
+
+
 @dataclass(frozen=True)
 class ProviderResult:
     provider: str
@@ -72,7 +83,7 @@ class ProviderResult:
 
 def call_group(group: str, method: str, url: str, **kwargs: Any) -> ProviderResult:
     """Call the group's providers in order, failing over on retryable failures."""
-    providers = settings.PROVIDER_GROUPS[group]
+    providers = _by_health(settings.PROVIDER_GROUPS[group])
     skipped: list[str] = []
     last: UserFacingError | None = None
     for provider in providers:

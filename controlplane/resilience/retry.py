@@ -26,6 +26,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from controlplane.health.metrics import RETRY_ATTEMPTS
+
 T = TypeVar("T")
 logger = logging.getLogger("controlplane.retry")
 
@@ -138,6 +140,7 @@ class RetryPolicy:
                 delay = self.next_delay(attempt, exc, remaining)
                 if delay is None:
                     raise
+                RETRY_ATTEMPTS.labels(type(exc).__name__).inc()
                 if on_retry:
                     on_retry(attempt, exc, delay)
                 logger.info(
@@ -164,6 +167,7 @@ class RetryPolicy:
                 delay = self.next_delay(attempt, exc, remaining)
                 if delay is None:
                     raise
+                RETRY_ATTEMPTS.labels(type(exc).__name__).inc()
                 if on_retry:
                     on_retry(attempt, exc, delay)
                 await sleep(delay)

@@ -1,0 +1,155 @@
+"""What GET /api/v1/health/ reports: cheap checks only (one round trip each, indexed)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.db.models import Min
+from django.utils import timezone
+
+HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
+_ORDER = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
+_migrations_cache: dict[str, Any] = {"checked": 0.0, "pending": None}
+MIGRATIONS_RECHECK_SECONDS = 60
+
+
+def _worst(statuses: list[str]) -> str:
+    return max(statuses, key=_ORDER.__getitem__, default=HEALTHY)
+
+
+def database() -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except DatabaseError as exc:
+        connection.close()
+        return {"status": UNHEALTHY, "error": type(exc).__name__}
+    return {"status": HEALTHY, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def migrations() -> dict[str, Any]:
+    """Pending migrations (the graph is loaded at most once a minute per process)."""
+    now = time.monotonic()
+    if (
+        _migrations_cache["pending"] is None
+        or now - _migrations_cache["checked"] > MIGRATIONS_RECHECK_SECONDS
+    ):
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        _migrations_cache.update(checked=now, pending=len(plan))
+    pending = _migrations_cache["pending"]
+    return {"status": DEGRADED if pending else HEALTHY, "pending": pending}
+
+
+def workers() -> dict[str, Any]:
+    from django_q.status import Stat
+
+    from jobs.models import Job, JobStatus
+
+    clusters = [s for s in Stat.get_all() if str(s.status) in ("Idle", "Working", "Starting")]
+    queued = Job.objects.filter(status=JobStatus.QUEUED)
+    depth = queued.count()
+    oldest = queued.aggregate(oldest=Min("run_after"))["oldest"]
+    oldest_age = round((timezone.now() - oldest).total_seconds(), 1) if oldest else None
+    status = HEALTHY
+    if not clusters or (oldest_age is not None and oldest_age > 300):
+        status = DEGRADED
+    return {
+        "status": status,
+        "clusters": len(clusters),
+        "queue_depth": depth,
+        "oldest_queued_age_seconds": oldest_age,
+    }
+
+
+def breakers() -> dict[str, Any]:
+    from controlplane.breakers.models import Breaker
+    from controlplane.breakers.runtime import registry
+
+    not_closed = list(
+        Breaker.objects.exclude(state="closed", override="").values_list(
+            "name", "state", "override"
+        )
+    )
+    opened = [
+        n for n, state, override in not_closed if state != "closed" or override == "forced_open"
+    ]
+    result: dict[str, Any] = {
+        "status": DEGRADED if opened or registry.degraded else HEALTHY,
+        "open": len(opened),
+        "open_names": opened[:20],
+        "overridden": [n for n, _, override in not_closed if override],
+        "runtime_degraded": registry.degraded,
+    }
+    return result
+
+
+def providers() -> dict[str, Any]:
+    from django.conf import settings
+
+    from controlplane.health.probes import latest
+
+    checks = latest()
+    detail = {}
+    for name in settings.PROVIDERS:
+        check = checks.get(name)
+        detail[name] = (
+            {
+                "status": check.status,
+                "latency_ms": check.latency_ms,
+                "detail": check.detail,
+                "checked_at": check.checked_at.isoformat(),
+            }
+            if check
+            else {"status": "unknown"}
+        )
+    unhealthy = [n for n, d in detail.items() if d["status"] == UNHEALTHY]
+    return {"status": DEGRADED if unhealthy else HEALTHY, "providers": detail}
+
+
+def error_spool() -> dict[str, Any]:
+    from controlplane.errors.store import pending_count
+
+    backlog = pending_count()
+    return {"status": DEGRADED if backlog else HEALTHY, "backlog": backlog}
+
+
+def lookup_cache() -> dict[str, Any]:
+    from lookups.flow import get_lookups
+    from lookups.metrics import summarise
+
+    lookups = get_lookups()
+    summary = summarise(lookups.metrics.raw())
+    return {
+        "status": HEALTHY,
+        "entries": len(lookups.cache),
+        "hit_rate": summary["hit_rate"],
+        "lookups": summary["lookups"],
+    }
+
+
+def collect() -> dict[str, Any]:
+    checks: dict[str, dict[str, Any]] = {"database": database()}
+    if checks["database"]["status"] == HEALTHY:
+        for name, check in (
+            ("migrations", migrations),
+            ("workers", workers),
+            ("breakers", breakers),
+            ("providers", providers),
+        ):
+            try:
+                checks[name] = check()
+            except DatabaseError as exc:
+                connection.close()
+                checks[name] = {"status": UNHEALTHY, "error": type(exc).__name__}
+    checks["error_spool"] = error_spool()
+    checks["lookup_cache"] = lookup_cache()
+    return {
+        "status": _worst([c["status"] for c in checks.values()]),
+        "checked_at": timezone.now().isoformat(),
+        "checks": checks,
+    }
