@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv clean-db
+.PHONY: run test lint bench venv chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -19,8 +19,18 @@ run: $(STAMP)
 	$(PY) manage.py devserver
 
 ## test: the whole pytest suite against real PostgreSQL (embedded unless DATABASE_URL is set)
-test: $(STAMP)
+test: $(STAMP) chromium
 	ENVIRONMENT=test $(PY) -m pytest $(PYTEST_ARGS)
+
+# The admin browser test drives Debian's chromium; install it when we can (root + apt).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's chromium for the browser test..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "Note: /usr/bin/chromium is missing; the admin browser test will fail (apt-get install chromium)."; \
+		fi; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from controlplane.api import router
+from controlplane.health.dashboard import dashboard_reset, dashboard_view
 from controlplane.health.metrics import metrics_view
 from controlplane.health.views import HealthView, healthz
 
@@ -18,6 +19,12 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/health/", HealthView.as_view(), name="health"),
+    path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="ops-dashboard"),
+    path(
+        "admin/dashboard/reset/<str:name>/",
+        admin.site.admin_view(dashboard_reset),
+        name="ops-dashboard-reset",
+    ),
     path("admin/", admin.site.urls),
     path("api/v1/", include("controlplane.errors.api")),
     path("api/v1/", include("controlplane.breakers.api")),

@@ -9,6 +9,7 @@ order and within a bounded time (a worker that ignores SIGTERM is killed).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,9 @@ class Command(BaseCommand):
                 f"{host}:{port} is already in use (is `make run` already running?). "
                 "Stop it, or pass --port."
             )
+        # A fresh metrics folder for this run's processes (counters restart with the service).
+        shutil.rmtree(settings.PROMETHEUS_MULTIPROC_DIR, ignore_errors=True)
+        settings.PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
         self.stdout.write("Applying migrations...")
         call_command("migrate", interactive=False, verbosity=0)
         logins = [] if no_demo else load_demo_data()

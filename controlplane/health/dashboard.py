@@ -1,0 +1,138 @@
+"""The ops dashboard: what is broken right now, on one admin page."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from controlplane.breakers.actions import override_breaker
+from controlplane.breakers.admin import state_badge
+from controlplane.breakers.models import Breaker
+from controlplane.errors.exceptions import UserFacingError
+from controlplane.errors.models import ErrorGroup
+from controlplane.health.checks import collect
+from jobs.models import Job, JobStatus
+
+CHART_WIDTH, CHART_HEIGHT = 720, 120
+
+
+def _hourly_errors(now: Any) -> list[dict[str, Any]]:
+    start = (now - timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT date_trunc('hour', created_at) AS hour, count(*) FROM errors_errorrecord "
+            "WHERE created_at >= %s GROUP BY 1",
+            [start],
+        )
+        counts = {hour: n for hour, n in cursor.fetchall()}
+    hours = [start + timedelta(hours=i) for i in range(24)]
+    peak = max([counts.get(h, 0) for h in hours] + [1])
+    bar = CHART_WIDTH / 24
+    return [
+        {
+            "hour": hour,
+            "count": counts.get(hour, 0),
+            "x": round(i * bar + 1, 1),
+            "width": round(bar - 2, 1),
+            "height": round(counts.get(hour, 0) / peak * (CHART_HEIGHT - 20), 1),
+            "y": round(CHART_HEIGHT - counts.get(hour, 0) / peak * (CHART_HEIGHT - 20), 1),
+        }
+        for i, hour in enumerate(hours)
+    ]
+
+
+def _job_counts(since: Any) -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT status, count(*) FROM jobs_job WHERE created_at >= %s GROUP BY status", [since]
+        )
+        counts = dict(cursor.fetchall())
+    return {status: counts.get(status, 0) for status in JobStatus.values}
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    from django.contrib import admin
+
+    now = timezone.now()
+    health = collect()
+    breakers = list(Breaker.objects.order_by("name")[:200])
+    open_breakers = [b for b in breakers if b.state != "closed" or b.override == "forced_open"]
+    oldest_queued = Job.objects.filter(status=JobStatus.QUEUED).order_by("run_after").first()
+    jobs_hour, jobs_day = (
+        _job_counts(now - timedelta(hours=1)),
+        _job_counts(now - timedelta(days=1)),
+    )
+    providers = health["checks"].get("providers", {}).get("providers", {})
+    problems = [
+        f"breaker {b.name} is {'forced open' if b.override == 'forced_open' else b.state}"
+        for b in open_breakers
+    ]
+    problems += [
+        f"provider {name} is unhealthy"
+        for name, p in providers.items()
+        if p.get("status") == "unhealthy"
+    ]
+    if jobs_hour["failed"] or jobs_hour["timed_out"]:
+        problems.append(
+            f"{jobs_hour['failed']} failed and {jobs_hour['timed_out']} timed-out "
+            "jobs in the last hour"
+        )
+    if health["checks"].get("workers", {}).get("clusters") == 0:
+        problems.append("no worker cluster is running")
+    if health["checks"]["error_spool"]["backlog"]:
+        problems.append(
+            f"{health['checks']['error_spool']['backlog']} error records waiting in the local spool"
+        )
+    if health["checks"]["database"]["status"] != "healthy":
+        problems.insert(0, "the database is unreachable")
+    from lookups.stats import collect_stats
+
+    context = {
+        **admin.site.each_context(request),
+        "title": "Ops dashboard",
+        "health": health,
+        "problems": problems,
+        "breakers": [(b, state_badge(b)) for b in breakers],
+        "can_reset": request.user.has_perm("breakers.change_breaker"),
+        "jobs_hour": jobs_hour,
+        "jobs_day": jobs_day,
+        "oldest_queued": oldest_queued,
+        "oldest_queued_age": (now - oldest_queued.run_after).total_seconds()
+        if oldest_queued
+        else None,
+        "error_bars": _hourly_errors(now),
+        "errors_24h": sum(b["count"] for b in _hourly_errors(now)),
+        "chart_width": CHART_WIDTH,
+        "chart_height": CHART_HEIGHT,
+        "top_groups": ErrorGroup.objects.filter(last_seen__gte=now - timedelta(days=1)).order_by(
+            "-count"
+        )[:10],
+        "providers": providers,
+        "lookups": collect_stats()["aggregate"],
+    }
+    return TemplateResponse(request, "admin/dashboard.html", context)
+
+
+@require_POST
+def dashboard_reset(request: HttpRequest, name: str) -> HttpResponse:
+    if not request.user.has_perm("breakers.change_breaker"):
+        messages.error(request, "Resetting breakers needs the ops group.")
+    else:
+        try:
+            override_breaker(
+                name=name, action="reset", reason=request.POST.get("reason", ""), actor=request.user
+            )
+            messages.success(
+                request, f"Breaker {name} reset. Every process follows within a second."
+            )
+        except UserFacingError as exc:
+            messages.error(request, f"{name}: {exc.user_message}")
+    return HttpResponseRedirect(reverse("ops-dashboard"))
