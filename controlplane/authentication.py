@@ -29,6 +29,7 @@ class _TokenCache:
         self.entries: dict[str, tuple[Any, Token, float]] = {}
         self.lock = threading.Lock()
         self.subscribed = False
+        self.invalidations = 0  # a user read before an invalidation is not cached
 
     def listen(self) -> None:
         if not self.subscribed:
@@ -39,11 +40,13 @@ class _TokenCache:
 
     def drop_user(self, user_id: str) -> None:
         with self.lock:
+            self.invalidations += 1
             for key in [k for k, (user, _, _) in self.entries.items() if str(user.pk) == user_id]:
                 del self.entries[key]
 
     def clear(self) -> None:
         with self.lock:
+            self.invalidations += 1
             self.entries.clear()
 
 
@@ -57,11 +60,14 @@ class CachedTokenAuthentication(TokenAuthentication):
             if entry is not None and time.monotonic() < entry[2]:
                 return entry[0], entry[1]
         cache.listen()
+        seen = cache.invalidations
         user, token = super().authenticate_credentials(key)
         # Load the group names now, so permission checks need no query either.
         user._controlplane_groups = frozenset(user.groups.values_list("name", flat=True))
         if notifications.listener.is_listening(CHANNEL):
             with cache.lock:
+                if cache.invalidations != seen:
+                    return user, token
                 if len(cache.entries) >= settings.AUTH_CACHE_MAX_SIZE:
                     cache.entries.clear()
                 cache.entries[key] = (user, token, time.monotonic() + settings.AUTH_CACHE_TTL)

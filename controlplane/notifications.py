@@ -23,6 +23,7 @@ from psycopg import sql
 from controlplane import sidedb
 
 logger = logging.getLogger(__name__)
+PING_SECONDS = 5.0
 
 
 @dataclass
@@ -94,14 +95,24 @@ class Listener:
                     connect_timeout=2,
                     statement_timeout_ms=5000,
                 )
+                if not str(info.get("host", "")).startswith("/"):  # TCP: detect dead peers
+                    info.update(
+                        keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3
+                    )
                 with psycopg.connect(**info, autocommit=True) as conn:
                     self.listening = set()
                     self._listen_new(conn)
                     # Anything changed before LISTEN took effect is unknown: start fresh.
                     self._reset_all()
                     self.connected.set()
+                    last_ping = time.monotonic()
                     while self.pid == my_pid:
                         self._listen_new(conn)
+                        if time.monotonic() - last_ping > PING_SECONDS:
+                            # A connection can die without a word (a NAT, a failover); a
+                            # round trip finds out, and the except below resets every cache.
+                            conn.execute("SELECT 1")
+                            last_ping = time.monotonic()
                         for note in conn.notifies(timeout=0.5, stop_after=100):
                             for sub in list(self.subscriptions.get(note.channel, ())):
                                 sub.on_message(note.payload)

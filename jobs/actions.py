@@ -12,10 +12,12 @@ from django.db.models.functions import Now
 
 from controlplane.errors.exceptions import (
     ConflictError,
+    ForbiddenError,
     NotFoundError,
     UserFacingError,
     ValidationError,
 )
+from controlplane.permissions import in_groups
 from jobs import handlers, lifecycle
 from jobs.maintenance import enqueue, time_out_overdue
 from jobs.models import Job, JobEvent
@@ -48,6 +50,13 @@ def create_job(
             code="UNKNOWN_JOB_KIND",
             metadata={"kinds": handlers.kinds()},
         )
+    groups = handlers.allowed_groups(kind)
+    if groups and created_by is not None and not in_groups(created_by, *groups):
+        raise ForbiddenError(
+            f"Jobs of kind {kind!r} need the {' or '.join(groups)} group.",
+            code="JOB_KIND_FORBIDDEN",
+        )
+    handlers.validate_payload(kind, payload)
     timeout_seconds = timeout_seconds or settings.JOB_TIMEOUT_SECONDS
     if not 1 <= timeout_seconds <= max_timeout_seconds():
         raise ValidationError(
@@ -55,8 +64,9 @@ def create_job(
             code="INVALID_TIMEOUT",
         )
     max_attempts = max_attempts or settings.JOB_MAX_ATTEMPTS
+    owner = created_by if getattr(created_by, "pk", None) else None
     if idempotency_key:
-        existing = Job.objects.filter(idempotency_key=idempotency_key).first()
+        existing = _by_key(owner, idempotency_key)
         if existing is not None:
             return _same_request(existing, kind, payload), False
 
@@ -98,14 +108,17 @@ def create_job(
             )
             transaction.on_commit(lambda: enqueue(job.id, timeout_seconds))
     except IntegrityError:
-        existing = (
-            Job.objects.filter(idempotency_key=idempotency_key).first() if idempotency_key else None
-        )
+        existing = _by_key(owner, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return _same_request(existing, kind, payload), False  # a concurrent twin won
     job.refresh_from_db()
     return job, True
+
+
+def _by_key(owner: Any, key: str) -> Job | None:
+    """Keys are per client (per creator); jobs created without a user share one namespace."""
+    return Job.objects.filter(created_by=owner, idempotency_key=key).first()
 
 
 def _same_request(job: Job, kind: str, payload: dict[str, Any]) -> Job:

@@ -29,14 +29,36 @@ logger = logging.getLogger("controlplane.jobs")
 
 Handler = Callable[["JobContext", dict[str, Any]], Any]
 _handlers: dict[str, Handler] = {}
+# kind -> the groups allowed to create it (None: anyone who may create jobs)
+_groups: dict[str, tuple[str, ...] | None] = {}
+# kind -> payload check run at creation; raises ValidationError
+_validators: dict[str, Callable[[dict[str, Any]], None]] = {}
 
 
-def job_handler(kind: str) -> Callable[[Handler], Handler]:
+def job_handler(
+    kind: str,
+    *,
+    groups: tuple[str, ...] | None = None,
+    validate: Callable[[dict[str, Any]], None] | None = None,
+) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         _handlers[kind] = fn
+        _groups[kind] = groups
+        if validate:
+            _validators[kind] = validate
         return fn
 
     return register
+
+
+def allowed_groups(kind: str) -> tuple[str, ...] | None:
+    return _groups.get(kind)
+
+
+def validate_payload(kind: str, payload: dict[str, Any]) -> None:
+    check = _validators.get(kind)
+    if check:
+        check(payload)
 
 
 def get_handler(kind: str) -> Handler | None:
@@ -70,6 +92,7 @@ class JobLost(JobInterrupted):
 @dataclass
 class JobContext:
     job_id: str
+    claim_id: Any
     attempt: int
     max_attempts: int
     payload: dict[str, Any]
@@ -87,7 +110,7 @@ class JobContext:
                 lifecycle.HEARTBEAT,
                 {
                     "id": self.job_id,
-                    "attempt": self.attempt,
+                    "claim": self.claim_id,
                     "lease": settings.JOB_LEASE_SECONDS,
                     "progress": progress,
                     "progress_message": message,
@@ -173,25 +196,44 @@ def demo_sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     return {"slept": round(time.monotonic() - started, 3), "attempt": ctx.attempt}
 
 
-@job_handler("http.request")
-def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """An outgoing call through ServiceClient (breaker + retries): payload
-    ``{"service", "base_url", "method", "path", "json"?, "timeout"?}``."""
-    from controlplane.resilience.client import ServiceClient
+def _validate_http_request(payload: dict[str, Any]) -> None:
+    """Only configured providers, only paths on them: a job must not make the worker fetch
+    arbitrary URLs (cloud metadata, loopback services) and hand the answer back."""
+    from controlplane.errors.exceptions import ValidationError
 
-    service = str(payload["service"])
-    client = ServiceClient(
-        service, str(payload["base_url"]), timeout=float(payload.get("timeout", 10))
-    )
-    try:
-        ctx.checkpoint()
-        response = client.request(
-            str(payload.get("method", "GET")),
-            str(payload.get("path", "/")),
-            json=payload.get("json"),
+    provider = payload.get("provider")
+    if provider not in settings.PROVIDERS:
+        raise ValidationError(
+            "payload.provider must name a configured provider.",
+            code="UNKNOWN_PROVIDER",
+            metadata={"providers": sorted(settings.PROVIDERS)},
         )
-    finally:
-        client.close()
+    path = payload.get("path", "/")
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or "://" in path
+        or path.startswith("//")
+    ):
+        raise ValidationError("payload.path must be a path such as /v1/parse.", code="INVALID_PATH")
+    if str(payload.get("method", "GET")).upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        raise ValidationError("payload.method is not an HTTP method.", code="INVALID_METHOD")
+
+
+@job_handler("http.request", validate=_validate_http_request)
+def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """A call to a configured provider through its ServiceClient (breaker + retries):
+    payload ``{"provider", "method", "path", "json"?}``."""
+    from controlplane.resilience.providers import client_for
+
+    _validate_http_request(payload)
+    client = client_for(str(payload["provider"]))
+    ctx.checkpoint()
+    response = client.request(
+        str(payload.get("method", "GET")).upper(),
+        payload.get("path", "/"),
+        json=payload.get("json"),
+    )
     ctx.progress(100, "done")
     try:
         body: Any = response.json()
@@ -200,7 +242,7 @@ def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     return {"status": response.status_code, "body": body}
 
 
-@job_handler("lookups.warm")
+@job_handler("lookups.warm", groups=("ops",))
 def lookups_warm(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     from lookups.warming import warm_everywhere
 
@@ -210,7 +252,7 @@ def lookups_warm(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@job_handler("lookups.backfill")
+@job_handler("lookups.backfill", groups=("ops",))
 def lookups_backfill(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     from jobs.backfill import backfill_micro_uuids
 

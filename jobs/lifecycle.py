@@ -39,10 +39,11 @@ WITH t AS (
         started_at = COALESCE(j.started_at, now()), heartbeat_at = now(),
         lease_expires_at = now() + make_interval(secs => %(lease)s),
         timeout_at = now() + make_interval(secs => j.timeout_seconds),
-        worker = %(worker)s, shutdown_requested_at = NULL, updated_at = now()
+        worker = %(worker)s, claim_id = gen_random_uuid(), shutdown_requested_at = NULL,
+        updated_at = now()
     WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
       AND j.run_after <= now()
-    RETURNING {_COLUMNS}
+    RETURNING {_COLUMNS}, j.claim_id
 ){_event("'queued'", "'claimed by ' || %(worker)s")}"""
 
 HEARTBEAT = """
@@ -51,12 +52,12 @@ UPDATE jobs_job j SET
     progress = COALESCE(%(progress)s, j.progress),
     progress_message = COALESCE(%(progress_message)s, j.progress_message),
     updated_at = now()
-WHERE j.id = %(id)s AND j.status = 'running' AND j.attempts = %(attempt)s
+WHERE j.id = %(id)s AND j.status = 'running' AND j.claim_id = %(claim)s
 RETURNING j.cancel_requested_at IS NOT NULL AS cancel, j.timeout_at <= now() AS overdue,
           j.shutdown_requested_at IS NOT NULL AS shutdown
 """
 
-_MINE = "j.id = %(id)s AND j.status = 'running' AND j.attempts = %(attempt)s"
+_MINE = "j.id = %(id)s AND j.status = 'running' AND j.claim_id = %(claim)s"
 _RELEASE = "lease_expires_at = NULL, heartbeat_at = NULL, updated_at = now()"
 
 SUCCEED = f"""
@@ -96,15 +97,22 @@ WITH t AS (
     RETURNING {_COLUMNS}
 ){_event("'running'")}"""
 
+# A job whose cancel was requested ends cancelled rather than going back to the queue.
+_CANCELLED = "j.cancel_requested_at IS NOT NULL"
 SHUTDOWN = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = CASE WHEN %(requeue)s THEN 'queued' ELSE 'failed' END,
-        attempts = CASE WHEN %(requeue)s THEN j.attempts - 1 ELSE j.attempts END,
-        run_after = now(), dispatched_at = NULL, worker = '',
-        finished_at = CASE WHEN %(requeue)s THEN NULL ELSE now() END,
-        error_code = 'worker_shutdown', error_message = 'the worker was shut down mid-job',
-        error_support_id = CASE WHEN %(requeue)s THEN NULL ELSE %(support_id)s::uuid END,
+        status = CASE WHEN {_CANCELLED} THEN 'cancelled'
+                      WHEN %(requeue)s THEN 'queued' ELSE 'failed' END,
+        attempts = CASE WHEN %(requeue)s AND NOT {_CANCELLED} THEN j.attempts - 1
+                        ELSE j.attempts END,
+        run_after = now(), dispatched_at = NULL, worker = '', result = NULL,
+        finished_at = CASE WHEN %(requeue)s AND NOT {_CANCELLED} THEN NULL ELSE now() END,
+        error_code = CASE WHEN {_CANCELLED} THEN '' ELSE 'worker_shutdown' END,
+        error_message = CASE WHEN {_CANCELLED} THEN ''
+                             ELSE 'the worker was shut down mid-job' END,
+        error_support_id = CASE WHEN %(requeue)s OR {_CANCELLED} THEN NULL
+                                ELSE %(support_id)s::uuid END,
         {_RELEASE}
     WHERE {_MINE}
     RETURNING {_COLUMNS}
@@ -132,36 +140,40 @@ WITH t AS (
         status = 'timed_out', result = NULL, finished_at = now(), error_code = 'timeout',
         error_message = 'the job ran past its timeout', error_support_id = gen_random_uuid(),
         {_RELEASE}
-    WHERE j.id IN (
+    WHERE j.id = ANY(ARRAY(
         SELECT id FROM jobs_job WHERE status = 'running' AND timeout_at <= now()
           AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
-        ORDER BY timeout_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+        ORDER BY timeout_at LIMIT 100 FOR UPDATE SKIP LOCKED))
     RETURNING {_COLUMNS}
 ){_event("'running'", "'timed out (detected by ' || %(actor)s || ')'")}"""
 
 REAP_LOST = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = CASE WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
-        finished_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE now() END,
-        error_code = 'worker_lost',
-        error_message = 'the worker running this job stopped renewing its lease',
-        error_support_id = CASE WHEN j.attempts < j.max_attempts THEN NULL
+        status = CASE WHEN {_CANCELLED} THEN 'cancelled'
+                      WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
+        finished_at = CASE WHEN j.attempts < j.max_attempts AND NOT {_CANCELLED} THEN NULL
+                           ELSE now() END,
+        error_code = CASE WHEN {_CANCELLED} THEN '' ELSE 'worker_lost' END,
+        error_message = CASE WHEN {_CANCELLED} THEN ''
+                             ELSE 'the worker running this job stopped renewing its lease' END,
+        error_support_id = CASE WHEN j.attempts < j.max_attempts OR {_CANCELLED} THEN NULL
                                 ELSE gen_random_uuid() END,
+        result = NULL,
         run_after = now(), dispatched_at = NULL, worker = '', {_RELEASE}
-    WHERE j.id IN (
+    WHERE j.id = ANY(ARRAY(
         SELECT id FROM jobs_job WHERE status = 'running' AND lease_expires_at < now()
-        ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+        ORDER BY lease_expires_at LIMIT 100 FOR UPDATE SKIP LOCKED))
     RETURNING {_COLUMNS}
 ){_event("'running'", "'worker lost (lease expired)'")}"""
 
 DISPATCH_DUE = """
 UPDATE jobs_job SET dispatched_at = now()
-WHERE id IN (
+WHERE id = ANY(ARRAY(
     SELECT id FROM jobs_job
     WHERE status = 'queued' AND cancel_requested_at IS NULL AND run_after <= now()
       AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(redispatch)s))
-    ORDER BY run_after LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+    ORDER BY run_after LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
 RETURNING id, timeout_seconds
 """
 
@@ -174,7 +186,7 @@ RETURNING id
 """
 
 MINE_STILL_RUNNING = (
-    "SELECT id, attempts FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
+    "SELECT id, claim_id FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
 )
 
 RETRY_NOW = f"""
@@ -183,7 +195,7 @@ WITH t AS (
         status = 'queued', attempts = 0, run_after = now(), dispatched_at = NULL,
         finished_at = NULL, cancel_requested_at = NULL, result = NULL, progress = 0,
         progress_message = '', error_code = '', error_message = '', error_support_id = NULL,
-        timeout_at = NULL, worker = '', updated_at = now()
+        timeout_at = NULL, worker = '', claim_id = NULL, updated_at = now()
     WHERE j.id = %(id)s AND j.status IN ('failed', 'timed_out')
     RETURNING {_COLUMNS}, %(from_status)s AS from_status
 ){_event("t.from_status", "'retry requested'")}"""

@@ -51,6 +51,9 @@ class Job(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     worker = models.CharField(max_length=200, blank=True)
+    # New on every claim; a worker's writes match only its own claim (attempt numbers repeat
+    # after "retry now" or a shutdown re-queue).
+    claim_id = models.UUIDField(null=True, blank=True)
     run_after = models.DateTimeField(db_default=Now())
     dispatched_at = models.DateTimeField(null=True, blank=True)
     result = models.JSONField(null=True, blank=True)
@@ -58,7 +61,8 @@ class Job(models.Model):
     error_code = models.CharField(max_length=100, blank=True)
     error_message = models.TextField(blank=True)
     error_support_id = models.UUIDField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=200, unique=True, null=True, blank=True)
+    # NULL means "no key" (excluded from the per-client unique constraint); "" would collide.
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     micro_id = models.CharField(max_length=100, blank=True)
     micro_uuid = models.UUIDField(null=True, blank=True)
     created_by = models.ForeignKey(
@@ -91,6 +95,16 @@ class Job(models.Model):
                 condition=models.Q(micro_uuid__isnull=True) & ~models.Q(micro_id=""),
             ),
             models.Index(fields=["error_support_id"], name="job_error_support_id"),
+            models.Index(fields=["idempotency_key"], name="job_idempotency_key"),
+        ]
+        constraints = [
+            # A key is unique per client: another client's key never returns their job.
+            models.UniqueConstraint(
+                fields=["created_by", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                nulls_distinct=False,
+                name="job_idempotency_key_per_client",
+            )
         ]
 
     def __str__(self) -> str:

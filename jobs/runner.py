@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -65,13 +66,14 @@ def _run_claimed(job: dict[str, Any]) -> str:
     handler = handlers.get_handler(job["kind"])
     ctx = handlers.JobContext(
         job_id=str(job["id"]),
+        claim_id=job["claim_id"],
         attempt=attempt,
         max_attempts=job["max_attempts"],
         payload=job["payload"] or {},
         micro_id=job["micro_id"],
         micro_uuid=job["micro_uuid"],
     )
-    mine = {"id": job["id"], "attempt": attempt}
+    mine = {"id": job["id"], "claim": job["claim_id"]}
     try:
         if handler is None:
             raise InternalServerError(
@@ -79,6 +81,7 @@ def _run_claimed(job: dict[str, Any]) -> str:
             )
         with handlers.Heartbeat(ctx):
             result = handler(ctx, ctx.payload)
+        _check_json(result)
     except handlers.JobCancelled:
         lifecycle.run(lifecycle.CANCELLED_BY_HANDLER, mine)
         return "cancelled"
@@ -113,6 +116,20 @@ def _run_claimed(job: dict[str, Any]) -> str:
             return "cancelled (result discarded)"
         return "lost the claim; result discarded"
     return "succeeded"
+
+
+def _check_json(result: Any) -> None:
+    """A result that cannot be stored fails the job now, inside the guarded block; raised
+    later it would leave the job running until its lease ran out, and then re-run it."""
+    try:
+        json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        raise InternalServerError(
+            "The job produced a result that cannot be stored.",
+            code="invalid_result",
+            technical_message=f"handler result is not JSON: {exc}",
+            original=exc,
+        ) from exc
 
 
 def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Exception) -> str:

@@ -164,7 +164,7 @@ class Worker:
                 lifecycle.SHUTDOWN,
                 {
                     "id": row["id"],
-                    "attempt": row["attempts"],
+                    "claim": row["claim_id"],
                     "requeue": requeue,
                     "support_id": support_id,
                 },

@@ -93,6 +93,13 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError)
 
 
+def _fresh_connection(attempt: int, exc: BaseException, delay: float) -> None:
+    """Before a retry: drop the broken connection so Django opens a new one (it only
+    reconnects when the old one is gone). Inside a transaction the caller must decide."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
 def process_name() -> str:
     role = "worker" if any(a in ("qcluster", "runworker") for a in sys.argv) else "web"
     return f"{socket.gethostname()}:{os.getpid()}:{role}"
@@ -117,6 +124,9 @@ class Lookups:
             retryable=_is_connection_error,
         )
         self.subscribed = False
+        # Invalidation counters (whole cache, per slug): see _version().
+        self.resets = 0
+        self.versions: dict[str, int] = {}
         self.last_stats_flush = 0.0
         self.lock = threading.Lock()
 
@@ -125,7 +135,7 @@ class Lookups:
         if not self.subscribed:
             with self.lock:
                 if not self.subscribed:
-                    notifications.subscribe(CHANNEL, self._changed, self.cache.clear)
+                    notifications.subscribe(CHANNEL, self._changed, self._reset)
                     notifications.subscribe(WARM_CHANNEL, self._warm_requested, lambda: None)
                     self.subscribed = True
         else:
@@ -139,9 +149,19 @@ class Lookups:
 
     def _changed(self, slug: str) -> None:
         if slug == "*":
-            self.cache.clear()
-        else:
-            self.cache.drop(slug)
+            self._reset()
+            return
+        self.versions[slug] = self.versions.get(slug, 0) + 1
+        self.cache.drop(slug)
+
+    def _reset(self) -> None:
+        self.resets += 1
+        self.cache.clear()
+
+    def _version(self, slug: str) -> tuple[int, int]:
+        """Changes when ``slug`` (or everything) is invalidated: a value read before such a
+        change must not be cached, it may already be stale."""
+        return self.resets, self.versions.get(slug, 0)
 
     def cache_trusted(self) -> bool:
         return notifications.listener.is_listening(CHANNEL)
@@ -162,12 +182,15 @@ class Lookups:
                 )
                 return cached
         self.listen()
+        seen = self._version(slug)
         self.metrics.count("lookups", "misses")
         if not self.breaker.allows():
             self.metrics.count("fallbacks")
             return LookupResult(slug, None, "fallback", fallback_used=True)
         try:
-            found = self.retry.call(lambda: self.breaker.call(self._query_one, slug))
+            found = self.retry.call(
+                lambda: self.breaker.call(self._query_one, slug), on_retry=_fresh_connection
+            )
         except CircuitOpenError:
             self.metrics.count("fallbacks")
             return LookupResult(slug, None, "fallback", fallback_used=True)
@@ -189,7 +212,7 @@ class Lookups:
                 metadata={"recovery": "fallback", "slug": slug},
             )
         self.metrics.count("found")
-        if self.cache_trusted():
+        if self.cache_trusted() and self._version(slug) == seen:
             self.cache.put(slug, LookupResult(slug, found, "cache"))
         return LookupResult(slug, found, "db")
 
@@ -203,6 +226,7 @@ class Lookups:
     def lookup_many(self, slugs: list[Any]) -> list[LookupResult | UserFacingError]:
         """Each slug's result or error, with one database query for all cache misses."""
         self.listen()
+        resets = self.resets
         results: dict[int, LookupResult | UserFacingError] = {}
         misses: dict[str, list[int]] = {}
         trusted = self.cache_trusted()
@@ -221,13 +245,15 @@ class Lookups:
             else:
                 self.metrics.count("misses")
                 misses.setdefault(slug, []).append(index)
+        seen = {slug: self._version(slug) for slug in misses}
         if misses:
             started = time.perf_counter()
             found: dict[str, uuid.UUID] | None = None
             if self.breaker.allows():
                 try:
                     found = self.retry.call(
-                        lambda: self.breaker.call(self._query_many, list(misses))
+                        lambda: self.breaker.call(self._query_many, list(misses)),
+                        on_retry=_fresh_connection,
                     )
                 except (CircuitOpenError, OperationalError):
                     found = None
@@ -246,8 +272,12 @@ class Lookups:
                             f"No active micro-service with slug {slug!r}.",
                             metadata={"recovery": "fallback", "slug": slug},
                         )
-            if found and trusted:
-                self.cache.put_many((s, LookupResult(s, u, "cache")) for s, u in found.items())
+            if found and trusted and self.resets == resets:
+                self.cache.put_many(
+                    (s, LookupResult(s, u, "cache"))
+                    for s, u in found.items()
+                    if self._version(s) == seen[s]  # not invalidated while we read
+                )
         self._maybe_flush_stats()
         return [results[index] for index in range(len(slugs))]
 
@@ -260,16 +290,27 @@ class Lookups:
     def warm(self, slugs: list[str] | None = None) -> int:
         """Load active mappings (the given slugs, or the newest up to the cache size)."""
         self.listen()
+        resets, versions = self.resets, dict(self.versions)
         query = MicroService.objects.filter(active=True)
         if slugs:
             query = query.filter(slug__in=[validate_slug(s) for s in slugs])
-        rows = query.order_by("-updated_at").values_list("slug", "uuid")[: self.cache.max_size]
+        newest = query.order_by("-updated_at").values_list("slug", "uuid")
+        rows = list(newest[: self.cache.max_size])
+        if self.resets != resets:  # everything was invalidated while we read: read again
+            return self.warm(slugs)
         return self.cache.put_many(
-            (slug, LookupResult(slug, value, "cache")) for slug, value in rows
+            (slug, LookupResult(slug, value, "cache"))
+            for slug, value in rows
+            if self.versions.get(slug, 0) == versions.get(slug, 0)  # skip what changed meanwhile
         )
 
     def _warm_requested(self, payload: str) -> None:
-        """A warm broadcast: warm this process's cache and report how many entries it loaded."""
+        """A warm broadcast: warm in a thread of its own, so slow queries never hold up the
+        listener (and the invalidations it delivers)."""
+        threading.Thread(target=self._warm_and_report, args=(payload,), daemon=True).start()
+
+    def _warm_and_report(self, payload: str) -> None:
+        """Warm this process's cache and report how many entries it loaded."""
         try:
             request = json.loads(payload)
             if request.get("origin") == process_name():

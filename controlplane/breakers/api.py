@@ -16,7 +16,7 @@ from controlplane.breakers import actions
 from controlplane.breakers.library import NAME
 from controlplane.breakers.models import Breaker
 from controlplane.breakers.runtime import CircuitOpenError, registry
-from controlplane.errors.exceptions import InvalidRequestError, NotFoundError
+from controlplane.errors.exceptions import ForbiddenError, InvalidRequestError, NotFoundError
 from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, in_groups
 
 
@@ -87,6 +87,21 @@ def _valid_name(name: str) -> str:
     return name
 
 
+def _remote_name(name: str) -> str:
+    """Names remote services may report on: not the breakers this service runs itself."""
+    from django.conf import settings
+
+    from lookups.flow import BREAKER as LOOKUPS_BREAKER
+
+    _valid_name(name)
+    if name == LOOKUPS_BREAKER or name in settings.PROVIDERS or name in settings.PROVIDER_GROUPS:
+        raise ForbiddenError(
+            f"Breaker {name!r} belongs to this service; remote outcomes and permits are refused.",
+            code="BREAKER_RESERVED",
+        )
+    return name
+
+
 def _get(name: str) -> Breaker:
     breaker = Breaker.objects.filter(name=_valid_name(name)).first()
     if breaker is None:
@@ -149,7 +164,7 @@ class OutcomeView(APIView):
         data = OutcomeInput(data=request.data)
         data.is_valid(raise_exception=True)
         breaker = actions.report_outcome(
-            name=_valid_name(name), outcome=data.validated_data["outcome"]
+            name=_remote_name(name), outcome=data.validated_data["outcome"]
         )
         return Response(BreakerOutput(breaker).data)
 
@@ -161,7 +176,7 @@ class PermitView(APIView):
 
     @extend_schema(responses=PermitOutput)
     def get(self, request: Request, name: str) -> Response:
-        runtime = registry.get(_valid_name(name))
+        runtime = registry.get(_remote_name(name))
         try:
             permit = runtime.acquire()
         except CircuitOpenError as refused:

@@ -117,6 +117,7 @@ class BreakerRuntime:
     last_flush: float = 0.0
     local_failures: int = 0
     local_open_until: float = 0.0
+    version: int = 0  # bumped by every invalidation, so a read racing one is not cached
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- reading -------------------------------------------------------------------
@@ -129,12 +130,17 @@ class BreakerRuntime:
     def reload(self) -> Snapshot | None:
         if not self.registry.may_try_database():
             return None
+        notifications.listener.ensure_running()  # e.g. in a child forked after first use
+        version = self.version
         try:
             row = self.registry.side.run(self._load)
         except psycopg.Error as exc:
             self.registry.database_failed(exc)
             return None
         self.registry.database_ok()
+        if version != self.version:  # changed while we read: the row may already be stale
+            self.snapshot = None
+            return snapshot_from_row(row)
         return self._adopt(row)
 
     def _load(self, cursor: psycopg.Cursor) -> dict[str, Any]:
@@ -156,6 +162,7 @@ class BreakerRuntime:
         return snap
 
     def invalidate(self) -> None:
+        self.version += 1
         self.snapshot = None
 
     # --- deciding ------------------------------------------------------------------
@@ -250,10 +257,11 @@ class BreakerRuntime:
             self.local_failures = 0
             return
         if permit.probe:
-            snap = self.snapshot
+            # The permit's generation, never the current one: a slow probe from an older
+            # half-open period must not close a newer one (the SQL matches no row then).
             self._transition(
                 sql.PROBE_SUCCESS,
-                snap or replace_generation(permit.generation),
+                replace_generation(permit.generation),
                 "transition",
                 from_state=HALF_OPEN,
                 lease=permit.probe_lease,

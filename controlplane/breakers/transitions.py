@@ -38,7 +38,8 @@ _RATE_EXPIRED = (
     "OR b.rate_window_started_at <= now() - make_interval(secs => b.window_seconds))"
 )
 # Uses the row's values before this failure (SET expressions see the old row).
-_TRIP = f"""(
+# A disabled breaker still counts failures but never trips.
+_TRIP = f"""(b.override = '' AND (
     (b.policy = 'consecutive' AND b.consecutive_failures + 1 >= b.failure_threshold)
     OR (b.policy = 'window'
         AND cardinality(b.failure_times) + 1 >= b.failure_threshold
@@ -47,7 +48,7 @@ _TRIP = f"""(
     OR (b.failure_rate_threshold IS NOT NULL AND NOT {_RATE_EXPIRED}
         AND b.rate_calls + 1 >= b.minimum_calls
         AND (b.rate_failures + 1)::float / (b.rate_calls + 1) >= b.failure_rate_threshold)
-)"""
+))"""
 _CLEAR_COUNTERS = """
     consecutive_failures = 0, failure_times = '{}', rate_window_started_at = NULL,
     rate_calls = 0, rate_failures = 0, probe_leases = '{}', probe_successes = 0

@@ -9,14 +9,16 @@ from django.db import connection, transaction
 
 BATCH_SIZE = 5_000
 
+# = ANY(ARRAY(...)) runs the limited, locking subquery once; with "IN (subquery)" the
+# planner may re-run it per outer row (a nested-loop semi join) and ignore the batch size.
 _DELETE_BATCH = """
-DELETE FROM errors_errorrecord WHERE id IN (
+DELETE FROM errors_errorrecord WHERE id = ANY(ARRAY(
     SELECT id FROM errors_errorrecord
     WHERE created_at < now() - make_interval(days => %s)
     ORDER BY created_at
     LIMIT %s
     FOR UPDATE SKIP LOCKED
-)
+))
 """
 _DELETE_GROUPS = "DELETE FROM errors_errorgroup WHERE last_seen < now() - make_interval(days => %s)"
 

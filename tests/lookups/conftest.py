@@ -35,3 +35,17 @@ def lookups(transactional_db: Any, settings: Any) -> Iterator[flow.Lookups]:
     yield service
     flow.reset_lookups()
     runtime.registry.runtimes.clear()
+
+
+def settle(service: flow.Lookups, quiet: float = 0.15, limit: float = 3.0) -> None:
+    """Wait until the change notifications of the test's own writes have arrived (a value
+    read before its invalidation arrives is, correctly, not cached)."""
+    deadline = time.monotonic() + limit
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        now_seen = (service.resets, sum(service.versions.values()))
+        if now_seen != last:
+            last, since = now_seen, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return
+        time.sleep(0.01)

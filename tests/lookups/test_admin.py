@@ -5,6 +5,7 @@ from typing import Any
 
 from lookups import flow
 from lookups.models import MicroService
+from tests.lookups.conftest import settle
 
 
 def test_search_by_uuid_and_slug(lookups: flow.Lookups, support_user: Any, client: Any) -> None:
@@ -21,6 +22,7 @@ def test_warm_action_reports_each_process(
     lookups: flow.Lookups, ops_user: Any, client: Any
 ) -> None:
     service = MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
     client.force_login(ops_user)
     response = client.post(
         "/admin/lookups/microservice/",

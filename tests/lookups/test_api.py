@@ -9,10 +9,12 @@ from django.test.utils import CaptureQueriesContext
 from lookups import flow
 from lookups.models import MicroService
 from tests.errors.helpers import assert_envelope
+from tests.lookups.conftest import settle
 
 
 def test_resolve_a_slug(lookups: flow.Lookups, client_user: Any, api_as: Any) -> None:
     service = MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
     api = api_as(client_user)
     assert api.get("/api/v1/lookups/wall-painting/").json() == {
         "slug": "wall-painting",
@@ -37,6 +39,7 @@ def test_batch_uses_one_query_for_all_misses(
     lookups: flow.Lookups, client_user: Any, api_as: Any
 ) -> None:
     services = MicroService.objects.bulk_create(MicroService(slug=f"svc-{n}") for n in range(300))
+    settle(lookups)
     lookups.lookup("svc-0")  # one cached
     slugs = [s.slug for s in services] + ["missing-one", "Bad Slug"]
     with CaptureQueriesContext(connection) as queries:
@@ -64,6 +67,7 @@ def test_stats_for_support(
     lookups: flow.Lookups, support_user: Any, client_user: Any, api_as: Any
 ) -> None:
     MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
     for _ in range(3):
         api_as(client_user).get("/api/v1/lookups/wall-painting/")
     body = api_as(support_user).get("/api/v1/lookups/stats/").json()
@@ -79,6 +83,7 @@ def test_warm_is_for_ops(
     lookups: flow.Lookups, ops_user: Any, client_user: Any, api_as: Any
 ) -> None:
     MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
     body = api_as(ops_user).post("/api/v1/lookups/warm/", {}, format="json").json()
     assert [r["warmed"] for r in body["reports"] if r["process"] == flow.process_name()] == [1]
     assert_envelope(

@@ -15,10 +15,12 @@ from controlplane.breakers.actions import override_breaker
 from lookups import flow
 from lookups.models import MicroService
 from tests.conftest import PYTHON, REPO, subprocess_env
+from tests.lookups.conftest import settle
 
 
 def test_miss_then_hit(lookups: flow.Lookups) -> None:
     service = MicroService.objects.create(slug="wall-painting", name="Wall painting")
+    settle(lookups)
     first = lookups.lookup("wall-painting")
     assert (first.uuid, first.source, first.fallback_used) == (service.uuid, "db", False)
     with CaptureQueriesContext(connection) as queries:
@@ -72,6 +74,7 @@ def test_a_change_drops_the_cached_entry(lookups: flow.Lookups) -> None:
     import time
 
     service = MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
     assert lookups.lookup("wall-painting").source == "db"
     new = uuid.uuid4()
     MicroService.objects.filter(pk=service.pk).update(uuid=new)  # no signals: the trigger tells

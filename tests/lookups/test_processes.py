@@ -13,6 +13,7 @@ import pytest
 from lookups import flow
 from lookups.models import MicroService
 from tests.conftest import PYTHON, REPO, django_child_env
+from tests.lookups.conftest import settle
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +55,7 @@ def test_an_admin_warm_reaches_the_other_process(
 ) -> None:
     settings.LOOKUP_WARM_WAIT_SECONDS = 3
     MicroService.objects.bulk_create(MicroService(slug=f"service-{n}") for n in range(5))
+    settle(lookups)
     child = spawn("service-0", 5)
     try:
         process = json.loads(child.stdout.readline())["process"]

@@ -6,10 +6,12 @@ from django.core.management import call_command
 
 from lookups import flow
 from lookups.models import MicroService
+from tests.lookups.conftest import settle
 
 
 def test_warm_lookups_command(lookups: flow.Lookups) -> None:
     MicroService.objects.bulk_create(MicroService(slug=f"svc-{n}") for n in range(3))
+    settle(lookups)
     out = StringIO()
     call_command("warm_lookups", "--slugs", "svc-0", "svc-1", stdout=out)
     assert f"{flow.process_name()}: 2 entries" in out.getvalue()
