@@ -7,17 +7,10 @@ from django.db.models.signals import post_migrate
 
 
 def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
-    from django_q.models import Schedule
+    from controlplane.schedules import ensure_schedule
 
     # A safety net for deployments that run plain `qcluster`; `runworker` does this every second.
-    Schedule.objects.using(using).update_or_create(
-        name="jobs: maintenance",
-        defaults={
-            "func": "jobs.tasks.maintenance",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": 1,
-        },
-    )
+    ensure_schedule("jobs: maintenance", "jobs.tasks.maintenance", 1, using)
 
 
 def _ignore_group_sigterm(sender: Any, proc_name: str = "", **kwargs: Any) -> None:

@@ -48,6 +48,29 @@ def django_child_env(**overrides: str) -> dict[str, str]:
     )
 
 
+DEAD_DATABASE_URL = "postgresql://nobody@/controlplane?host=/nonexistent-socket-dir"
+
+
+def run_with_dead_database(code: str, **env: str) -> Any:
+    """Run ``code`` in a Django process whose database cannot be reached; returns the JSON
+    object it printed last."""
+    import json
+    import subprocess
+
+    result = subprocess.run(
+        [PYTHON, "-c", "import django; django.setup()\n" + code],
+        cwd=REPO,
+        env=subprocess_env(
+            DATABASE_URL=DEAD_DATABASE_URL, DJANGO_SETTINGS_MODULE="controlplane.settings", **env
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
 def _user(username: str, group: str | None, *, is_staff: bool = False) -> User:
     if not Group.objects.filter(name=group).exists():  # flushed by a transactional test
         sync_groups()

@@ -13,13 +13,10 @@ SCHEDULES = (
 
 
 def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
-    from django_q.models import Schedule
+    from controlplane.schedules import ensure_schedule
 
     for name, func, minutes in SCHEDULES:
-        Schedule.objects.using(using).update_or_create(
-            name=name,
-            defaults={"func": func, "schedule_type": Schedule.MINUTES, "minutes": minutes},
-        )
+        ensure_schedule(name, func, minutes, using)
 
 
 class ErrorsConfig(AppConfig):

@@ -8,15 +8,14 @@ from django.db.models.signals import post_migrate
 
 def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
     from django.conf import settings
-    from django_q.models import Schedule
 
-    Schedule.objects.using(using).update_or_create(
-        name="health: probe providers",
-        defaults={
-            "func": "controlplane.health.tasks.probe_providers",
-            "schedule_type": Schedule.MINUTES,
-            "minutes": settings.PROVIDER_HEALTH_INTERVAL_MINUTES,
-        },
+    from controlplane.schedules import ensure_schedule
+
+    ensure_schedule(
+        "health: probe providers",
+        "controlplane.health.tasks.probe_providers",
+        settings.PROVIDER_HEALTH_INTERVAL_MINUTES,
+        using,
     )
 
 

@@ -121,6 +121,25 @@ class RetryPolicy:
             return None  # the deadline would pass while waiting
         return delay
 
+    def _after_failure(
+        self,
+        attempt: int,
+        exc: Exception,
+        started: float,
+        clock: Callable[[], float],
+        on_retry: Callable[[int, BaseException, float], None] | None,
+    ) -> float | None:
+        """The wait before the next attempt (counted and logged), or None to re-raise."""
+        remaining = None if self.deadline is None else self.deadline - (clock() - started)
+        delay = self.next_delay(attempt, exc, remaining)
+        if delay is None:
+            return None
+        RETRY_ATTEMPTS.labels(type(exc).__name__).inc()
+        if on_retry:
+            on_retry(attempt, exc, delay)
+        logger.info("retrying after %s (attempt %d) in %.3f s", type(exc).__name__, attempt, delay)
+        return delay
+
     def call(
         self,
         fn: Callable[[], T],
@@ -136,16 +155,9 @@ class RetryPolicy:
             try:
                 return fn()
             except Exception as exc:
-                remaining = None if self.deadline is None else self.deadline - (clock() - started)
-                delay = self.next_delay(attempt, exc, remaining)
+                delay = self._after_failure(attempt, exc, started, clock, on_retry)
                 if delay is None:
                     raise
-                RETRY_ATTEMPTS.labels(type(exc).__name__).inc()
-                if on_retry:
-                    on_retry(attempt, exc, delay)
-                logger.info(
-                    "retrying after %s (attempt %d) in %.3f s", type(exc).__name__, attempt, delay
-                )
                 sleep(delay)
 
     async def acall(
@@ -163,11 +175,7 @@ class RetryPolicy:
             try:
                 return await fn()
             except Exception as exc:
-                remaining = None if self.deadline is None else self.deadline - (clock() - started)
-                delay = self.next_delay(attempt, exc, remaining)
+                delay = self._after_failure(attempt, exc, started, clock, on_retry)
                 if delay is None:
                     raise
-                RETRY_ATTEMPTS.labels(type(exc).__name__).inc()
-                if on_retry:
-                    on_retry(attempt, exc, delay)
                 await sleep(delay)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,11 @@ import pytest
 from django.conf import settings
 
 from controlplane.errors import store
-from tests.conftest import PYTHON, REPO, subprocess_env
+from tests.conftest import run_with_dead_database
 from tests.errors.helpers import assert_resolves
 
 CLIENT = """
-import json, django
-django.setup()
+import json
 from django.test import Client
 client = Client()
 api = client.get("/api/v1/errors/", HTTP_AUTHORIZATION="Token abc")
@@ -31,21 +29,7 @@ def test_requests_during_an_outage_get_503_envelopes_and_are_replayed(
     tmp_path: Path, support_user: Any, client: Any
 ) -> None:
     spool = tmp_path / "outage-spool.jsonl"
-    result = subprocess.run(
-        [PYTHON, "-c", CLIENT],
-        cwd=REPO,
-        env=subprocess_env(
-            DATABASE_URL="postgresql://nobody@/controlplane?host=/nonexistent-socket-dir",
-            ERROR_SPOOL_PATH=str(spool),
-            DJANGO_SETTINGS_MODULE="controlplane.settings",
-            ENVIRONMENT="test",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    answers, _ = run_with_dead_database(CLIENT, ERROR_SPOOL_PATH=str(spool), ENVIRONMENT="test")
 
     status, body, retry_after = answers["api"]
     assert status == 503

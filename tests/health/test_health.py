@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import json
-import subprocess
 from typing import Any
 
 import pytest
@@ -12,7 +10,7 @@ from controlplane.breakers.library import breaker
 from controlplane.health.models import ProviderCheck
 from controlplane.health.probes import probe_all
 from tests.breakers.conftest import fail
-from tests.conftest import PYTHON, REPO, subprocess_env
+from tests.conftest import run_with_dead_database
 from tests.resilience.flaky_server import Script, flaky_server
 
 
@@ -102,8 +100,7 @@ def test_failover_prefers_healthy_providers(fresh: Any) -> None:
 
 
 DOWN = """
-import json, django
-django.setup()
+import json
 from rest_framework.test import APIClient
 response = APIClient().get("/api/v1/health/")
 live = APIClient().get("/healthz")
@@ -113,19 +110,7 @@ print(json.dumps({"status": response.status_code, "body": response.json(),
 
 
 def test_unreachable_database_is_unhealthy_503() -> None:
-    result = subprocess.run(
-        [PYTHON, "-c", DOWN],
-        cwd=REPO,
-        env=subprocess_env(
-            DATABASE_URL="postgresql://nobody@/controlplane?host=/nonexistent-socket-dir",
-            DJANGO_SETTINGS_MODULE="controlplane.settings",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer, _ = run_with_dead_database(DOWN)
     assert answer["status"] == 503
     assert answer["body"]["status"] == "unhealthy"
     assert answer["body"]["checks"]["database"]["status"] == "unhealthy"

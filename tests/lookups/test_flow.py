@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import uuid
 from typing import Any
 
@@ -14,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from controlplane.breakers.actions import override_breaker
 from lookups import flow
 from lookups.models import MicroService
-from tests.conftest import PYTHON, REPO, subprocess_env
+from tests.conftest import run_with_dead_database
 from tests.lookups.conftest import settle
 
 
@@ -85,8 +83,7 @@ def test_a_change_drops_the_cached_entry(lookups: flow.Lookups) -> None:
 
 
 UNREACHABLE = """
-import json, django
-django.setup()
+import json
 from lookups import flow
 try:
     flow.lookup("wall-painting")
@@ -97,25 +94,14 @@ except flow.DatabaseConnectionError as exc:
 
 
 def test_an_unreachable_database_after_retries_is_a_recoverable_error() -> None:
-    result = subprocess.run(
-        [PYTHON, "-c", UNREACHABLE],
-        cwd=REPO,
-        env=subprocess_env(
-            DATABASE_URL="postgresql://nobody@/controlplane?host=/nonexistent-socket-dir",
-            DJANGO_SETTINGS_MODULE="controlplane.settings",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == {
+    answer, stderr = run_with_dead_database(UNREACHABLE)
+    assert answer == {
         "code": "LOOKUP_DATABASE_UNAVAILABLE",
         "status": 503,
         "recovery": "fallback",
         "retryable": True,
     }
-    assert result.stderr.count("retrying after OperationalError") == 3  # 3 retries, 4 attempts
+    assert stderr.count("retrying after OperationalError") == 3  # 3 retries, 4 attempts
 
 
 def test_ttl_and_size_come_from_settings(settings: Any, transactional_db: Any) -> None:
