@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.errors.exceptions import NotFoundError, PayloadTooLargeError
+from controlplane.openapi import cursor_page
 from controlplane.permissions import OPS, SUPPORT, IsClient, IsSupport, in_groups
 from jobs import actions
 from jobs.models import Job, JobStatus
@@ -152,7 +153,11 @@ class JobListCreateView(APIView):
         )
         return _job_response(job, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
-    @extend_schema(parameters=[JobFilters], responses=JobOutput(many=True))
+    @extend_schema(
+        operation_id="v1_jobs_list",
+        parameters=[JobFilters],
+        responses=cursor_page("JobPage", JobOutput(many=True)),
+    )
     def get(self, request: Request) -> Response:
         filters = JobFilters(data=request.query_params)
         filters.is_valid(raise_exception=True)

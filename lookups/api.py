@@ -6,7 +6,8 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.urls import path
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
@@ -14,11 +15,20 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.errors.exceptions import ConflictError, NotFoundError, UserFacingError
+from controlplane.openapi import cursor_page
 from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, IsSupport
 from lookups import warming
 from lookups.flow import LookupResult, get_lookups
 from lookups.models import MicroService, slug_validator
 from lookups.stats import collect_stats
+
+SLUG_PARAMETER = OpenApiParameter(
+    "slug",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="lowercase letters, digits and single hyphens, e.g. wall-painting",
+    pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+)
 
 
 class LookupOutput(serializers.Serializer):
@@ -48,7 +58,7 @@ def _result(item: LookupResult | UserFacingError) -> dict[str, Any]:
 class LookupView(APIView):
     permission_classes = [IsClient]
 
-    @extend_schema(responses=LookupOutput)
+    @extend_schema(responses=LookupOutput, parameters=[SLUG_PARAMETER])
     def get(self, request: Request, slug: str) -> Response:
         return Response(LookupOutput(get_lookups().lookup(slug)).data)
 
@@ -157,7 +167,10 @@ def _save(serializer: MicroServiceSerializer) -> MicroService:
 
 
 class MicroServiceListView(_RegistryView):
-    @extend_schema(responses=MicroServiceSerializer(many=True))
+    @extend_schema(
+        operation_id="v1_micro_services_list",
+        responses=cursor_page("MicroServicePage", MicroServiceSerializer(many=True)),
+    )
     def get(self, request: Request) -> Response:
         paginator = SlugPagination()
         page = paginator.paginate_queryset(MicroService.objects.all(), request, view=self)

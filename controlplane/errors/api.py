@@ -19,6 +19,7 @@ from controlplane.errors import store
 from controlplane.errors.exceptions import NotFoundError, UserFacingError
 from controlplane.errors.models import ErrorGroup, ErrorRecord
 from controlplane.errors.recording import build_row, save_row
+from controlplane.openapi import cursor_page
 from controlplane.permissions import IsClient, IsSupport
 
 
@@ -136,8 +137,9 @@ class ErrorListCreateView(APIView):
         return Response(body, status=status.HTTP_200_OK if already else status.HTTP_201_CREATED)
 
     @extend_schema(
+        operation_id="v1_errors_list",
         parameters=[ErrorListFilters],
-        responses=ErrorRecordOutput(many=True),
+        responses=cursor_page("ErrorRecordPage", ErrorRecordOutput(many=True)),
     )
     def get(self, request: Request) -> Response:
         filters = ErrorListFilters(data=request.query_params)

@@ -16,6 +16,28 @@ def test_it_serves_an_openapi_3_document() -> None:
 
 
 @pytest.mark.django_db
+def test_every_operation_documents_the_error_envelope_and_pages() -> None:
+    document = (
+        APIClient().get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    )
+    envelope = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            for status in ("400", "401", "403", "404", "500", "503"):
+                body = operation["responses"][status]["content"]["application/json"]["schema"]
+                assert body == envelope, (method, path, status)
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    jobs_page = document["paths"]["/api/v1/jobs/"]["get"]["responses"]["200"]
+    schema_ref = jobs_page["content"]["application/json"]["schema"]["$ref"].split("/")[-1]
+    assert set(document["components"]["schemas"][schema_ref]["properties"]) == {
+        "next",
+        "previous",
+        "results",
+    }
+
+
+@pytest.mark.django_db
 def test_it_renders_swagger_ui_from_local_assets() -> None:
     response = APIClient().get("/api/docs/")
     assert response.status_code == 200
