@@ -24,6 +24,8 @@ def test_every_operation_documents_the_error_envelope_and_pages() -> None:
     for path, item in document["paths"].items():
         for method, operation in item.items():
             for status in ("400", "401", "403", "404", "500", "503"):
+                if (path, status) == ("/api/v1/health/", "503"):
+                    continue  # the health report itself, documented by the view
                 body = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert body == envelope, (method, path, status)
     ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
