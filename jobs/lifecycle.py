@@ -9,7 +9,6 @@ never both win, and only the winner's event exists.
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from django.db import connection
@@ -226,7 +225,3 @@ def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
 def one(statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
     rows = run(statement, params)
     return rows[0] if rows else None
-
-
-def new_support_id() -> uuid.UUID:
-    return uuid.uuid4()

@@ -57,8 +57,3 @@ def latest() -> dict[str, ProviderCheck]:
         provider__in=list(settings.PROVIDERS), pk=Subquery(newest.values("pk")[:1])
     )
     return {row.provider: row for row in rows}
-
-
-def status_of(provider: str) -> str | None:
-    check = latest().get(provider)
-    return check.status if check else None
