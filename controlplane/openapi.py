@@ -72,3 +72,58 @@ def cursor_page(name: str, item: serializers.Serializer) -> Any:
             "results": item,
         },
     )
+
+
+# DRF refuses NUL in every CharField and trims whitespace before its "may not be
+# blank" check; say so, or schema-valid strings are rejected (found by fuzzing).
+ANY_TEXT = r"^[^\x00]*$"
+NON_BLANK_TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
+
+
+def _document_text(schema: dict[str, Any]) -> None:
+    """Add the NUL / blank rule to a string schema that has no stricter rule of its own."""
+    if schema.get("type") != "string" or {"pattern", "enum", "format"} & schema.keys():
+        return
+    schema["pattern"] = NON_BLANK_TEXT if schema.get("minLength", 0) >= 1 else ANY_TEXT
+
+
+def document_input_rules(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict:
+    """Postprocessing hook: what the views check beyond field types, as schema keywords."""
+    from controlplane.breakers.library import NAME
+    from jobs import handlers
+    from jobs.actions import max_timeout_seconds
+    from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN
+
+    parameter_rules = {
+        "name": {"pattern": NAME.pattern, "maxLength": 100},
+        "slug": {"pattern": SLUG_PATTERN, "maxLength": SLUG_MAX_LENGTH},
+        "Idempotency-Key": {"maxLength": 200},
+    }
+    for path_item in result.get("paths", {}).values():
+        for operation in path_item.values():
+            if not isinstance(operation, dict):
+                continue
+            for parameter in operation.get("parameters", []):
+                schema = parameter.setdefault("schema", {})
+                if parameter["name"] in parameter_rules and schema.get("type") == "string":
+                    schema.update(parameter_rules[parameter["name"]])
+                _document_text(schema)
+    schemas = result.get("components", {}).get("schemas", {})
+    job_input = schemas.get("JobInputRequest", {}).get("properties", {})
+    if job_input:
+        job_input["kind"]["enum"] = handlers.kinds()
+        job_input["timeout_seconds"]["maximum"] = max_timeout_seconds()
+        # Optional: empty, or a slug (checked by the lookup flow, 400 INVALID_SLUG).
+        job_input["micro_id"].update(
+            pattern=f"^(?:{SLUG_PATTERN.strip('^$')})?$", maxLength=SLUG_MAX_LENGTH
+        )
+    for name, component in schemas.items():
+        if name.endswith("Request") or name.endswith("Input"):
+            component.setdefault("additionalProperties", False)  # StrictInput refuses others
+            for prop in component.get("properties", {}).values():
+                _document_text(prop)
+                if prop.get("type") == "array":
+                    _document_text(prop.get("items", {}))
+    return result

@@ -159,6 +159,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "controlplane.errors.handlers.api_exception_handler",
+    # The API speaks JSON only: form and multipart bodies coerce every value to text,
+    # which let schema-invalid input through (found by the fuzz drill).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -170,6 +174,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Jobs, micro-service lookups, circuit breakers and error records.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, with minLength on non-blank fields.
+    "COMPONENT_SPLIT_REQUEST": True,
     # Swagger UI assets are served locally (no CDN): the docs work offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
@@ -177,6 +183,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "controlplane.openapi.add_error_envelope",
+        "controlplane.openapi.document_input_rules",
     ],
 }
 

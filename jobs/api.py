@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.urls import path
 from django.utils import timezone
@@ -16,10 +17,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.errors.exceptions import NotFoundError, PayloadTooLargeError
+from controlplane.errors.exceptions import InvalidRequestError, NotFoundError, PayloadTooLargeError
 from controlplane.openapi import cursor_page
 from controlplane.permissions import OPS, SUPPORT, IsClient, IsSupport, in_groups
-from jobs import actions
+from controlplane.strict import StrictInput
+from jobs import actions, handlers
 from jobs.models import Job, JobStatus
 
 POLL_STEPS = ((2, 1), (6, 2), (14, 4), (30, 8))  # (job age below, seconds until next poll)
@@ -81,7 +83,7 @@ class JobOutput(serializers.Serializer):
         return poll_after(job)
 
 
-class JobInput(serializers.Serializer):
+class JobInput(StrictInput, serializers.Serializer):
     kind = serializers.CharField(max_length=100)
     payload = serializers.DictField(required=False, default=dict)
     micro_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
@@ -91,9 +93,13 @@ class JobInput(serializers.Serializer):
     )
 
 
-class JobFilters(serializers.Serializer):
+class JobFilters(StrictInput, serializers.Serializer):
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
-    kind = serializers.CharField(max_length=100, required=False)
+    kind = serializers.CharField(
+        max_length=100,
+        required=False,
+        validators=[RegexValidator(handlers.KIND_PATTERN, "Job kinds look like demo.sleep.")],
+    )
 
 
 class JobCursor(CursorPagination):
@@ -147,7 +153,10 @@ class JobListCreateView(APIView):
         data.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key", "").strip() or None
         if key and len(key) > 200:
-            raise PayloadTooLargeError("The Idempotency-Key header is longer than 200 characters.")
+            raise InvalidRequestError(
+                "The Idempotency-Key header is longer than 200 characters.",
+                code="INVALID_IDEMPOTENCY_KEY",
+            )
         job, created = actions.create_job(
             created_by=request.user, idempotency_key=key, **data.validated_data
         )

@@ -13,6 +13,7 @@ with backoff, or any other error to fail the job.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,12 +36,19 @@ _groups: dict[str, tuple[str, ...] | None] = {}
 _validators: dict[str, Callable[[dict[str, Any]], None]] = {}
 
 
+# What a kind may look like (documented on the jobs list filter, checked at registration).
+KIND_PATTERN = r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$"
+
+
 def job_handler(
     kind: str,
     *,
     groups: tuple[str, ...] | None = None,
     validate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[[Handler], Handler]:
+    if not re.match(KIND_PATTERN, kind) or len(kind) > 100:
+        raise ValueError(f"job kind {kind!r} must match {KIND_PATTERN} (at most 100 characters)")
+
     def register(fn: Handler) -> Handler:
         _handlers[kind] = fn
         _groups[kind] = groups

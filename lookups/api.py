@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -17,9 +18,10 @@ from rest_framework.views import APIView
 from controlplane.errors.exceptions import ConflictError, NotFoundError, UserFacingError
 from controlplane.openapi import cursor_page
 from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, IsSupport
+from controlplane.strict import StrictInput
 from lookups import warming
 from lookups.flow import LookupResult, get_lookups
-from lookups.models import MicroService, slug_validator
+from lookups.models import SLUG_MAX_LENGTH, MicroService, slug_validator
 from lookups.stats import collect_stats
 
 SLUG_PARAMETER = OpenApiParameter(
@@ -63,17 +65,13 @@ class LookupView(APIView):
         return Response(LookupOutput(get_lookups().lookup(slug)).data)
 
 
-class BatchInput(serializers.Serializer):
-    slugs = serializers.ListField(child=serializers.CharField(allow_blank=True), allow_empty=False)
-
-    def validate_slugs(self, slugs: list[str]) -> list[str]:
-        from django.conf import settings
-
-        if len(slugs) > settings.LOOKUP_BATCH_MAX:
-            raise serializers.ValidationError(
-                f"At most {settings.LOOKUP_BATCH_MAX} slugs per batch."
-            )
-        return slugs
+class BatchInput(StrictInput, serializers.Serializer):
+    slugs = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        min_length=1,
+        max_length=settings.LOOKUP_BATCH_MAX,
+        error_messages={"max_length": "At most {max_length} slugs per batch."},
+    )
 
 
 class BatchView(APIView):
@@ -103,8 +101,12 @@ class StatsView(APIView):
         return Response(collect_stats())
 
 
-class WarmInput(serializers.Serializer):
-    slugs = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
+class WarmInput(StrictInput, serializers.Serializer):
+    slugs = serializers.ListField(
+        child=serializers.CharField(max_length=SLUG_MAX_LENGTH, validators=[slug_validator]),
+        required=False,
+        allow_empty=True,
+    )
 
 
 class WarmView(APIView):
@@ -124,14 +126,16 @@ class WarmView(APIView):
         return Response(result)
 
 
-class MicroServiceSerializer(serializers.ModelSerializer):
+class MicroServiceSerializer(StrictInput, serializers.ModelSerializer):
     slug = serializers.CharField(max_length=100, validators=[slug_validator])
 
     class Meta:
         model = MicroService
         fields = ["slug", "uuid", "name", "active", "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
-        extra_kwargs = {"uuid": {"required": False}}
+        # A taken uuid is a 409 (the database's unique constraint, like a taken slug),
+        # not a 400 from a validator's racy pre-check.
+        extra_kwargs = {"uuid": {"required": False, "validators": []}}
 
 
 class SlugPagination(CursorPagination):

@@ -18,6 +18,7 @@ from controlplane.breakers.models import Breaker
 from controlplane.breakers.runtime import CircuitOpenError, registry
 from controlplane.errors.exceptions import ForbiddenError, InvalidRequestError, NotFoundError
 from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, in_groups
+from controlplane.strict import StrictInput
 
 
 class InAnyGroup(BasePermission):
@@ -58,12 +59,17 @@ class BreakerOutput(serializers.Serializer):
         return OverrideOutput(breaker).data if breaker.override else None
 
 
-class OverrideInput(serializers.Serializer):
+class ResetInput(StrictInput, serializers.Serializer):
     reason = serializers.CharField(max_length=1000, trim_whitespace=True)
-    expires_in = serializers.FloatField(required=False, min_value=0.001, allow_null=True)
 
 
-class OutcomeInput(serializers.Serializer):
+class OverrideInput(ResetInput):
+    expires_in = serializers.FloatField(
+        required=False, min_value=0.001, max_value=actions.MAX_EXPIRY_SECONDS, allow_null=True
+    )
+
+
+class OutcomeInput(StrictInput, serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["success", "failure"])
     duration_ms = serializers.FloatField(required=False, min_value=0)
 
@@ -129,7 +135,6 @@ class _OverrideView(APIView):
     permission_classes = [IsOps]
     action: actions.OverrideAction
 
-    @extend_schema(request=OverrideInput, responses=BreakerOutput)
     def post(self, request: Request, name: str) -> Response:
         _get(name)
         data = OverrideInput(data=request.data)
@@ -145,15 +150,27 @@ class _OverrideView(APIView):
 
 
 class ResetView(_OverrideView):
-    action = "reset"
+    action = "reset"  # documented without expires_in; sent anyway, it is refused (422)
+
+    @extend_schema(request=ResetInput, responses=BreakerOutput)
+    def post(self, request: Request, name: str) -> Response:
+        return super().post(request, name)
 
 
 class ForceOpenView(_OverrideView):
     action = "force_open"
 
+    @extend_schema(request=OverrideInput, responses=BreakerOutput)
+    def post(self, request: Request, name: str) -> Response:
+        return super().post(request, name)
+
 
 class DisableView(_OverrideView):
     action = "disable"
+
+    @extend_schema(request=OverrideInput, responses=BreakerOutput)
+    def post(self, request: Request, name: str) -> Response:
+        return super().post(request, name)
 
 
 class OutcomeView(APIView):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 from django.core.validators import RegexValidator
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -21,9 +22,10 @@ from controlplane.errors.models import ErrorGroup, ErrorRecord
 from controlplane.errors.recording import build_row, save_row
 from controlplane.openapi import cursor_page
 from controlplane.permissions import IsClient, IsSupport
+from controlplane.strict import StrictInput
 
 
-class ErrorReportInput(serializers.Serializer):
+class ErrorReportInput(StrictInput, serializers.Serializer):
     code = serializers.CharField(
         max_length=100,
         validators=[
@@ -82,7 +84,7 @@ class ErrorGroupOutput(serializers.Serializer):
     latest_support_id = serializers.UUIDField()
 
 
-class ErrorListFilters(serializers.Serializer):
+class ErrorListFilters(StrictInput, serializers.Serializer):
     code = serializers.CharField(required=False, max_length=100)
     service = serializers.CharField(required=False, max_length=100)
     since = serializers.DateTimeField(required=False)
@@ -94,6 +96,17 @@ class ErrorCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+
+def _store_report(row: dict[str, Any]) -> bool:
+    """Store a reported record; False if one with its support_id was already there.
+
+    When the database cannot take it, save_row spools it (it is accepted: findable)."""
+    try:
+        return store.get_store().write(row)
+    except psycopg.Error:
+        save_row(row)
+        return True
 
 
 class ErrorListCreateView(APIView):
@@ -129,10 +142,11 @@ class ErrorListCreateView(APIView):
             occurred_at=report.get("occurred_at"),
             api_client=request.user.get_username(),
         )
-        # A repeated support_id is acknowledged, not stored twice.
+        # A repeated support_id is acknowledged, not stored twice. Two reports of it at
+        # once both pass the check: the insert (ON CONFLICT DO NOTHING) decides the 201.
         already = ErrorRecord.objects.filter(support_id=error.support_id).exists()
         if not already:
-            save_row(row)
+            already = not _store_report(row)
         body = ErrorReportOutput({"support_id": error.support_id, "message": error.message}).data
         return Response(body, status=status.HTTP_200_OK if already else status.HTTP_201_CREATED)
 
@@ -163,7 +177,7 @@ class ErrorDetailView(APIView):
     permission_classes = [IsSupport]
 
     @extend_schema(
-        parameters=[OpenApiParameter("support_id", str, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("support_id", uuid.UUID, OpenApiParameter.PATH)],
         responses=inline_serializer(
             "ErrorRecordDetail",
             {

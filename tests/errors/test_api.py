@@ -94,3 +94,28 @@ def test_support_cannot_report_and_clients_cannot_read(
         "PERMISSION_DENIED",
     )
     assert_envelope(api_as(client_user).get("/api/v1/errors/"), 403, "PERMISSION_DENIED")
+
+
+def test_a_report_racing_its_twin_is_acknowledged_not_created(
+    client_user: Any, api_as: Any, monkeypatch: Any
+) -> None:
+    """Two reports of one support_id at once (found by the load drill's concurrency probe):
+    both miss each other in the existence check; the insert must still decide which one
+    created the record, so exactly one answers 201 and the other 200."""
+    from types import SimpleNamespace
+
+    from controlplane.errors import api as errors_api
+
+    sid = str(uuid.uuid4())
+    api = api_as(client_user)
+    assert (
+        api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json").status_code == 201
+    )
+    # The twin's record committed after this request looked for it.
+    missed = SimpleNamespace(objects=SimpleNamespace(filter=lambda **_: ErrorRecord.objects.none()))
+    monkeypatch.setattr(errors_api, "ErrorRecord", missed)
+    again = api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json")
+    assert again.status_code == 200
+    assert again.json()["support_id"] == sid
+    assert ErrorRecord.objects.filter(support_id=sid).count() == 1
+    assert ErrorGroup.objects.get(code="OCR_TIMEOUT").count == 1

@@ -105,6 +105,11 @@ def test_registry_crud(lookups: flow.Lookups, ops_user: Any, client_user: Any, a
         409,
         "MICRO_SERVICE_EXISTS",
     )
+    # A taken uuid is the same conflict (fuzz drill: it was a 400 from a validator).
+    taken = {"slug": "other-roof", "uuid": created.json()["uuid"]}
+    assert_envelope(
+        ops.post("/api/v1/micro-services/", taken, format="json"), 409, "MICRO_SERVICE_EXISTS"
+    )
     assert_envelope(
         ops.post("/api/v1/micro-services/", {"slug": "Roof Repair"}, format="json"),
         400,

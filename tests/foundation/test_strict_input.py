@@ -1,0 +1,112 @@
+"""Regression tests for what the fuzz drill (schemathesis) found in input handling.
+
+Each request below is outside the published schema and used to be accepted
+(coerced or ignored) or answered with a status the schema does not promise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.errors.helpers import assert_envelope
+
+
+def fields_of(response: Any) -> dict:
+    return response.json()["error"]["metadata"]["fields"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"outcome": "failure", "duration_ms": "1"}, "duration_ms"),  # was coerced to 1.0
+        ({"outcome": 1}, "outcome"),
+        ({"outcome": "failure", "extra": True}, "extra"),  # was ignored
+    ],
+)
+def test_breaker_outcomes_take_json_as_typed(
+    client_user: Any, api_as: Any, body: dict, field: str
+) -> None:
+    response = api_as(client_user).post("/api/v1/breakers/partner-x/outcomes/", body)
+    assert_envelope(response, 400, "INVALID_REQUEST")
+    assert field in fields_of(response)
+
+
+def test_a_reason_that_is_not_a_string_is_refused(
+    client_user: Any, ops_user: Any, api_as: Any
+) -> None:
+    outcome = {"outcome": "success"}
+    assert (
+        api_as(client_user).post("/api/v1/breakers/partner-x/outcomes/", outcome).status_code == 200
+    )
+    response = api_as(ops_user).post("/api/v1/breakers/partner-x/force-open/", {"reason": 0})
+    assert_envelope(response, 400, "INVALID_REQUEST")
+    assert "reason" in fields_of(response)
+
+
+def test_type_errors_are_listed_with_the_other_fields_problems(
+    client_user: Any, api_as: Any
+) -> None:
+    response = api_as(client_user).post("/api/v1/errors/", {"code": "X", "context": [1]})
+    assert set(fields_of(response)) == {"context", "message", "service"}
+
+
+def test_a_misspelt_field_is_refused_not_ignored(client_user: Any, api_as: Any) -> None:
+    body = {"kind": "demo.sleep", "timeout_second": 5}
+    response = api_as(client_user).post("/api/v1/jobs/", body)
+    assert_envelope(response, 400, "INVALID_REQUEST")
+    assert fields_of(response) == {"timeout_second": ["Unknown field."]}
+
+
+@pytest.mark.parametrize("query", ["status=", "kind=", "kind=0.5", "status=paused"])
+def test_job_filters_refuse_blank_and_malformed_values(
+    client_user: Any, api_as: Any, query: str
+) -> None:
+    assert_envelope(api_as(client_user).get(f"/api/v1/jobs/?{query}"), 400, "INVALID_REQUEST")
+
+
+def test_error_filters_refuse_a_blank_date(support_user: Any, api_as: Any) -> None:
+    response = api_as(support_user).get("/api/v1/errors/?until=")
+    assert_envelope(response, 400, "INVALID_REQUEST")
+
+
+def test_forms_are_not_accepted_by_the_api(client_user: Any, api_as: Any) -> None:
+    # multipart turned {} into the string "{}", which a list field then accepted
+    response = api_as(client_user).post(
+        "/api/v1/lookups/batch/", {"slugs": "{}"}, format="multipart"
+    )
+    assert_envelope(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+def test_a_too_long_idempotency_key_is_a_400(client_user: Any, api_as: Any) -> None:
+    response = api_as(client_user).post(
+        "/api/v1/jobs/", {"kind": "demo.sleep"}, HTTP_IDEMPOTENCY_KEY="k" * 201
+    )
+    assert_envelope(response, 400, "INVALID_IDEMPOTENCY_KEY")
+
+
+def test_batch_limits_are_in_the_schema_and_enforced(client_user: Any, api_as: Any) -> None:
+    from django.conf import settings
+
+    api = api_as(client_user)
+    assert_envelope(api.post("/api/v1/lookups/batch/", {"slugs": []}), 400, "INVALID_REQUEST")
+    too_many = {"slugs": ["a"] * (settings.LOOKUP_BATCH_MAX + 1)}
+    assert_envelope(api.post("/api/v1/lookups/batch/", too_many), 400, "INVALID_REQUEST")
+
+
+def test_the_schema_states_the_rules_the_views_enforce(client: Any) -> None:
+    from controlplane.breakers.library import NAME
+    from jobs.handlers import kinds
+
+    document = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    schemas = document["components"]["schemas"]
+    job_input = schemas["JobInputRequest"]
+    assert job_input["additionalProperties"] is False
+    assert job_input["properties"]["kind"]["enum"] == kinds()
+    assert "maximum" in job_input["properties"]["timeout_seconds"]
+    assert schemas["ErrorReportInputRequest"]["properties"]["code"]["pattern"]
+    assert schemas["BatchInputRequest"]["properties"]["slugs"]["minItems"] == 1
+    breaker = document["paths"]["/api/v1/breakers/{name}/"]["get"]["parameters"][0]["schema"]
+    assert breaker["pattern"] == NAME.pattern
+    assert "multipart/form-data" not in str(document["paths"]["/api/v1/jobs/"]["post"])
