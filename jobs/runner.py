@@ -14,7 +14,7 @@ from django_q.exceptions import TimeoutException
 
 from controlplane.errors.exceptions import InternalServerError, UserFacingError
 from controlplane.errors.handlers import to_user_facing
-from controlplane.errors.recording import record_error
+from controlplane.errors.recording import job_context, record_error
 from controlplane.health.metrics import JOB_DURATION, JOBS_FINISHED
 from controlplane.resilience.retry import RetryPolicy, is_retryable
 from jobs import handlers, lifecycle
@@ -79,7 +79,7 @@ def _run_claimed(job: dict[str, Any]) -> str:
             raise InternalServerError(
                 code="UNKNOWN_JOB_KIND", technical_message=f"no handler for kind {job['kind']!r}"
             )
-        with handlers.Heartbeat(ctx):
+        with handlers.Heartbeat(ctx), job_context(ctx.job_id):
             result = handler(ctx, ctx.payload)
         _check_json(result)
     except handlers.JobCancelled:

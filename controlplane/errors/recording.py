@@ -7,6 +7,7 @@ the database is down) and logs one JSON line.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -14,6 +15,8 @@ import re
 import time
 import traceback as traceback_module
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -36,17 +39,51 @@ _VOLATILE = re.compile(
 )
 _REPLAY_EVERY_SECONDS = 5.0
 _last_replay_attempt = 0.0
+# The job whose handler runs in this context (set by jobs.runner): an error recorded anywhere
+# below it, e.g. by a ServiceClient, links to the job -- that record is often the one whose
+# support_id the job reports, since recording the same support_id again changes nothing.
+_current_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "error_record_job_id", default=None
+)
+
+
+@contextmanager
+def job_context(job_id: uuid.UUID | str) -> Iterator[None]:
+    """Link every error recorded inside this block (same thread or task) to ``job_id``."""
+    token = _current_job_id.set(str(job_id))
+    try:
+        yield
+    finally:
+        _current_job_id.reset(token)
 
 
 def fingerprint(*, code: str, service: str, exception_type: str, message: str) -> str:
     """Same code, service, exception type and message shape (ids and numbers blanked)."""
     shape = _VOLATILE.sub("#", message)[:500]
     key = "\x1f".join((code, service, exception_type, shape))
-    return hashlib.sha256(key.encode()).hexdigest()
+    return hashlib.sha256(key.encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def _storable_text(text: str) -> str:
+    """``text`` as PostgreSQL can hold it: no NUL, no lone surrogates (shown escaped)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable(value: Any) -> Any:
+    """JSON ``value`` with every string and key made storable (jsonb refuses \\u0000 and
+    unpaired surrogates, which any client can send); a record that cannot be stored
+    would leave its support_id unresolvable."""
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return {_storable_text(str(k)): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
 
 
 def _clean(text: str, limit: int) -> str:
-    text = text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+    text = _storable_text(text)
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
 
 
@@ -151,13 +188,14 @@ def build_row(
             user_id, username = user.pk, user.get_username()
         api_client = api_client or request.META.get("HTTP_USER_AGENT", "")
     service = service or getattr(error, "service", "")
+    job_id = job_id or _current_job_id.get()
     technical = scrubber.text(_clean(error.technical_message, _MAX_TEXT))
-    return {
+    row = {
         "support_id": str(error.support_id),
         "code": error.code[:100],
         "type": error.error_type[:50],
         "http_status": error.http_status,
-        "user_message": _clean(error.user_message, _MAX_TEXT),
+        "user_message": scrubber.text(_clean(error.user_message, _MAX_TEXT)),
         "technical_message": technical,
         "context": scrubber.scrub(context),
         "service": service[:100],
@@ -177,6 +215,21 @@ def build_row(
         "occurred_at": occurred_at.isoformat() if occurred_at else None,
         "created_at": None,  # the database clock, unless spooled
     }
+    return storable(row)
+
+
+def _spool(row: dict[str, Any], exc: Exception) -> bool:
+    row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
+    try:
+        store.spool_row(row)
+    except OSError:
+        # Last resort: the whole row in the log, so the support_id stays findable.
+        logger.exception(
+            "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
+        )
+        return False
+    logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
+    return False
 
 
 def save_row(row: dict[str, Any]) -> bool:
@@ -184,18 +237,17 @@ def save_row(row: dict[str, Any]) -> bool:
     global _last_replay_attempt
     try:
         store.get_store().write(row)
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        return _spool(row, exc)
     except psycopg.Error as exc:
-        row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
+        # The database is up but refused this row (a value we failed to make storable):
+        # keep the support_id resolvable with a row that surely fits; the log has the rest.
+        logger.exception("error record %s refused; stored without its context", row["support_id"])
+        bare = {**row, "context": {"unstorable_context": type(exc).__name__}, "traceback": ""}
         try:
-            store.spool_row(row)
-        except OSError:
-            # Last resort: the whole row in the log, so the support_id stays findable.
-            logger.exception(
-                "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
-            )
-            return False
-        logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
-        return False
+            store.get_store().write(bare)
+        except psycopg.Error as again:
+            return _spool(bare, again)
     # The database is back: drain what this process spooled while it was down.
     now = time.monotonic()
     if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and store.spool_path().exists():

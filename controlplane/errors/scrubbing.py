@@ -2,8 +2,10 @@
 
 Keys are matched after lower-casing and dropping everything but letters and
 digits, so ``api_key``, ``X-Api-Key`` and ``apiKey`` all match ``apikey``.
-Strings are also cleaned of bearer tokens, ``secret=value`` pairs and
-card-like numbers (13-19 digits passing the Luhn check).
+Strings are also cleaned of bearer tokens, ``secret=value`` pairs (the name
+with any separator: ``X-Api-Key: value``), passwords in URLs
+(``scheme://user:password@host``) and card-like numbers (13-19 digits passing
+the Luhn check).
 """
 
 from __future__ import annotations
@@ -33,10 +35,18 @@ _MAX_DEPTH = 20
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 _CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# The password in a URL's user info: postgresql://app:<password>@db:5432/app
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/?#@:]*:)([^\s/?#@]+)@")
 
 
 def _normalise(key: str) -> str:
     return re.sub(r"[^a-z0-9]", "", key.lower())
+
+
+def _in_text(name: str) -> str:
+    """A denylist name as written in free text, with or without separators: the entry
+    ``api_key`` also matches ``api-key`` (``X-Api-Key: ...``) and ``apikey``."""
+    return "[_-]?".join(re.escape(part) for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -54,7 +64,7 @@ def _luhn_ok(digits: str) -> bool:
 class Scrubber:
     def __init__(self, denylist: Iterable[str] = DEFAULT_DENYLIST) -> None:
         self.needles = tuple(sorted({_normalise(item) for item in denylist if _normalise(item)}))
-        names = "|".join(re.escape(item) for item in denylist)
+        names = "|".join(pattern for item in denylist if (pattern := _in_text(item))) or "(?!)"
         # key=value / key: value inside free text (query strings, log lines, headers)
         # ...also quoted, as in JSON or repr text: "client_secret": "value"
         self._pairs = re.compile(
@@ -67,6 +77,7 @@ class Scrubber:
         return any(needle in normalised for needle in self.needles)
 
     def text(self, value: str) -> str:
+        value = _USERINFO.sub(lambda m: f"{m.group(1)}{FILTERED}@", value)
         value = self._pairs.sub(lambda m: f"{m.group(1)}{m.group(2)}{FILTERED}", value)
         value = _BEARER.sub(lambda m: f"{m.group(1)} {FILTERED}", value)
 

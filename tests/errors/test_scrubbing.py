@@ -79,3 +79,45 @@ def test_a_reported_context_is_stored_scrubbed(client_user: Any, api_as: Any) ->
             ["%abc123%", '%"k"%'],
         )
         assert cursor.fetchone()[0] == 0
+
+
+def test_denylisted_names_are_found_in_text_whatever_their_separator() -> None:
+    # Found by the security drill: a header line in a message kept its API key.
+    scrubber = Scrubber()
+    assert (
+        scrubber.text("X-Api-Key: k3y-123\nAccept: json") == f"X-Api-Key: {FILTERED}\nAccept: json"
+    )
+    assert scrubber.text("GET /x?api-key=k3y&n=1") == f"GET /x?api-key={FILTERED}&n=1"
+    assert scrubber.text("Private-Key: abc") == f"Private-Key: {FILTERED}"
+    assert scrubber.text("apikey=k3y") == f"apikey={FILTERED}"
+    assert scrubber.text("Accept: json, page=2") == "Accept: json, page=2"
+
+
+def test_passwords_in_urls_are_filtered() -> None:
+    # Found by the security drill: a connection string kept its password.
+    scrubber = Scrubber()
+    assert (
+        scrubber.text("could not connect to postgresql://app:hunter2@db:5432/app")
+        == f"could not connect to postgresql://app:{FILTERED}@db:5432/app"
+    )
+    assert scrubber.text("https://:t0k@host/x") == f"https://:{FILTERED}@host/x"
+    # a port, a path with an @, or a user without a password are not secrets
+    for text in ("https://example.com:443/a@b", "ssh://git@github.com/x", "mailto:a@b.c"):
+        assert scrubber.text(text) == text
+
+
+def test_a_reported_user_message_is_stored_scrubbed(client_user: Any, api_as: Any) -> None:
+    # Found by the security drill: the user message was stored as sent.
+    response = api_as(client_user).post(
+        "/api/v1/errors/",
+        {
+            "code": "PARSER_FAILED",
+            "message": "upstream said no",
+            "user_message": "Upload refused. Authorization: Bearer abc123def",
+            "service": "parser",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    record = ErrorRecord.objects.get(support_id=response.json()["support_id"])
+    assert record.user_message == f"Upload refused. Authorization: {FILTERED}"
