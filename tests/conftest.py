@@ -130,7 +130,8 @@ def _close_side_connections(request: pytest.FixtureRequest) -> Any:
 def _uses_database(request: pytest.FixtureRequest) -> bool:
     return bool(
         request.node.get_closest_marker("django_db")
-        or {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames)
+        # (not django_db_setup: the session fixture above puts it in every test's list)
+        or {"db", "transactional_db"} & set(request.fixturenames)
     )
 
 
