@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench venv chromium
+.PHONY: run test lint bench drills venv chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -36,7 +36,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## drills: the reliability drills against a real service of their own (< 15 min); exit 1 on a broken invariant
+drills: $(STAMP)
+	$(PY) bench/drills.py $(DRILLS_ARGS)
+
 bench: $(STAMP)
-	@set -e; for script in bench/[!_]*.py; do \
+	@set -e; for script in $$(ls bench/[!_]*.py | grep -v drills.py); do \
 		echo "== $$script"; $(PY) $$script; \
 	done

@@ -105,6 +105,18 @@ def stop(data_dir: Path) -> bool:
     return True
 
 
+def start(data_dir: Path) -> None:
+    """Start the embedded server in ``data_dir`` again after :func:`stop` (same socket)."""
+    import pgserver
+    from pgserver import PostgresServer
+
+    data_dir = data_dir.expanduser().resolve()
+    with _exclusive(data_dir.parent / f".{data_dir.name}.lock"):
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")  # registers if new
+        with PostgresServer._lock:
+            server.ensure_postgres_running()
+
+
 def _running_as_root() -> bool:
     import os
 

@@ -39,7 +39,7 @@ def test_nul_or_a_lone_surrogate_inside_a_job_payload_is_a_400_not_a_500(
 ) -> None:
     # The fuzz drill's 500: jsonb refused the payload (DataError) at INSERT time.
     for text in ('"x\\u0000y"', '"\\udc00"'):
-        body = '{"kind": "demo.sleep", "payload": {"note": %s}}' % text
+        body = '{"kind": "demo.sleep", "payload": {"note": ' + text + "}}"
         response = api_as(client_user).post("/api/v1/jobs/", body, content_type="application/json")
         assert_envelope(response, 400, "INVALID_REQUEST")
         assert "payload" in response.json()["error"]["metadata"]["fields"]

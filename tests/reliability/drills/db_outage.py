@@ -1,0 +1,241 @@
+"""Database outage: stop PostgreSQL for a while under steady load, start it, audit.
+
+Client threads keep creating jobs, resolving slugs (one cached, one not) and
+reporting errors. Every answer is classified:
+
+- served: 2xx (a lookup answered from the cache during the outage counts here);
+- proper 503: the error envelope with a support_id (the record is spooled);
+- unexplained: anything else, including timeouts and connection errors (must be 0).
+
+After the restart: every job acknowledged with 201 must exist and succeed
+(the worker recovered too), and every support_id handed out — in a 201 to an
+error report or in a 503 envelope — must be in the error table once the spool
+is replayed (must be 0 missing). Recovery time is from the restart to the
+moment every kind of request succeeds again.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from tests.reliability.drills import DrillResult
+from tests.reliability.drills.stack import Stack
+
+ENVELOPE_KEYS = {"code", "type", "message", "metadata", "support_id"}
+CACHED_SLUG = "outage-cached"
+
+
+@dataclass
+class Answer:
+    at: float
+    endpoint: str
+    status: int  # 0: no HTTP answer at all
+    body: Any = None
+    problem: str = ""
+
+
+@dataclass
+class Ledger:
+    answers: list[Answer] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, answer: Answer) -> None:
+        with self.lock:
+            self.answers.append(answer)
+
+
+def envelope_of(body: Any) -> dict | None:
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict) and set(error) == ENVELOPE_KEYS:
+        sid = str(error["support_id"])
+        if str(error["message"]).endswith(f"(Reference: {sid})"):
+            return error
+    return None
+
+
+def request_mix(n: int) -> tuple[str, str, str, dict | None]:
+    """(endpoint label, method, path, json) for the n-th request of a client thread."""
+    kind = n % 4
+    if kind == 0:
+        body = {"kind": "demo.sleep", "payload": {"seconds": 0}}
+        return "POST /api/v1/jobs/", "POST", "/api/v1/jobs/", body
+    if kind == 1:
+        return "GET lookup (cached)", "GET", f"/api/v1/lookups/{CACHED_SLUG}/", None
+    if kind == 2:
+        slug = f"outage-miss-{uuid.uuid4().hex[:8]}"
+        return "GET lookup (miss)", "GET", f"/api/v1/lookups/{slug}/", None
+    report = {"code": "DRILL_OUTAGE", "message": "reported during the drill", "service": "drill"}
+    return "POST /api/v1/errors/", "POST", "/api/v1/errors/", report
+
+
+def client_loop(stack: Stack, ledger: Ledger, stop: threading.Event, pause: float) -> None:
+    n = 0
+    with stack.api("client", timeout=20) as api:
+        while not stop.is_set():
+            endpoint, method, path, body = request_mix(n)
+            n += 1
+            try:
+                response = api.request(method, path, json=body)
+                try:
+                    parsed = response.json()
+                except ValueError:
+                    parsed = response.text[:300]
+                ledger.add(Answer(time.monotonic(), endpoint, response.status_code, parsed))
+            except httpx.HTTPError as exc:
+                ledger.add(Answer(time.monotonic(), endpoint, 0, problem=repr(exc)))
+            stop.wait(pause)
+
+
+def classify(answer: Answer) -> str:
+    if 200 <= answer.status < 300:
+        return "served"
+    if answer.endpoint == "GET lookup (miss)" and answer.status == 404:
+        # An unknown slug is a proper 404 envelope whenever the database is up.
+        return "served" if envelope_of(answer.body) else "unexplained"
+    if answer.status == 503 and envelope_of(answer.body):
+        return "proper_503"
+    return "unexplained"
+
+
+def support_ids_handed_out(answers: list[Answer]) -> set[str]:
+    ids = set()
+    for answer in answers:
+        envelope = envelope_of(answer.body)
+        if envelope:
+            ids.add(str(envelope["support_id"]))
+        elif answer.endpoint == "POST /api/v1/errors/" and answer.status in (200, 201):
+            ids.add(str(answer.body["support_id"]))
+    return ids
+
+
+def run(
+    stack: Stack,
+    seconds: float = 10.0,
+    *,
+    stop: Callable[[], Any],
+    start: Callable[[], Any],
+    clients: int = 4,
+    pause: float = 0.05,
+    settle_seconds: float = 90.0,
+) -> DrillResult:
+    result = DrillResult("db_outage")
+    with stack.api("ops") as ops:
+        ops.post(
+            "/api/v1/micro-services/",
+            json={"slug": CACHED_SLUG, "uuid": str(uuid.uuid4()), "name": "Outage drill"},
+        )
+        ops.post("/api/v1/lookups/warm/", json={"slugs": [CACHED_SLUG]})
+    ledger = Ledger()
+    halt = threading.Event()
+    threads = [
+        threading.Thread(target=client_loop, args=(stack, ledger, halt, pause), daemon=True)
+        for _ in range(clients)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(3)  # steady state before the outage
+    stopping = time.monotonic()
+    stop()
+    stopped = time.monotonic()
+    time.sleep(seconds)
+    start()
+    restarted = time.monotonic()
+    # Load continues until every kind of request has succeeded again (bounded).
+    endpoints = {"POST /api/v1/jobs/", "GET lookup (cached)", "GET lookup (miss)"}
+    endpoints.add("POST /api/v1/errors/")
+    recovered_at = None
+    while time.monotonic() < restarted + 60:
+        with ledger.lock:
+            ok = {
+                a.endpoint for a in ledger.answers if a.at > restarted and classify(a) == "served"
+            }
+        if ok >= endpoints:
+            recovered_at = time.monotonic()
+            break
+        time.sleep(0.1)
+    time.sleep(5)  # and a little more steady load after recovery
+    halt.set()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    answers = list(ledger.answers)
+    kinds = Counter(classify(a) for a in answers)
+    during = [a for a in answers if stopping <= a.at <= restarted]
+    unexplained = [a for a in answers if classify(a) == "unexplained"]
+    after_restart = [a for a in answers if a.at > restarted and classify(a) != "served"]
+    jobs = [
+        str(a.body["id"]) for a in answers if a.endpoint == "POST /api/v1/jobs/" and a.status == 201
+    ]
+    support_ids = support_ids_handed_out(answers)
+
+    # Audit once everything settled: jobs run by the recovered worker, spool replayed.
+    deadline = time.monotonic() + settle_seconds
+    missing_jobs, unfinished, missing_ids = list(jobs), list(jobs), sorted(support_ids)
+    while time.monotonic() < deadline:
+        with stack.connect() as conn:
+            rows = dict(
+                conn.execute(
+                    "SELECT id::text, status FROM jobs_job WHERE id = ANY(%s::uuid[])", [jobs]
+                ).fetchall()
+            )
+            found = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT support_id::text FROM errors_errorrecord"
+                    " WHERE support_id = ANY(%s::uuid[])",
+                    [sorted(support_ids)],
+                ).fetchall()
+            }
+        missing_jobs = [j for j in jobs if j not in rows]
+        unfinished = [j for j in jobs if rows.get(j) != "succeeded"]
+        missing_ids = sorted(support_ids - found)
+        if not missing_jobs and not unfinished and not missing_ids:
+            break
+        time.sleep(1)
+    audited = time.monotonic()
+
+    result.figures.update(
+        {
+            "outage_seconds": round(restarted - stopped, 1),
+            "requests": len(answers),
+            "requests_during_outage": len(during),
+            "served": kinds["served"],
+            "proper_503": kinds["proper_503"],
+            "unexplained": kinds["unexplained"],
+            "served_during_outage": sum(1 for a in during if classify(a) == "served"),
+            "seconds_to_full_recovery": (
+                round(recovered_at - restarted, 2) if recovered_at else None
+            ),
+            "failures_after_restart": len(after_restart),
+            "jobs_acknowledged": len(jobs),
+            "jobs_missing": len(missing_jobs),
+            "jobs_not_succeeded": len(unfinished),
+            "support_ids_handed_out": len(support_ids),
+            "support_ids_missing": len(missing_ids),
+            "seconds_until_all_findable": round(audited - restarted, 1),
+            "by_endpoint_and_status": dict(
+                Counter(f"{a.endpoint} {a.status}" for a in answers).most_common()
+            ),
+        }
+    )
+    result.check(kinds["proper_503"] > 0, "the outage produced no 503 at all: did it happen?")
+    result.check(
+        not unexplained,
+        f"{len(unexplained)} unexplained answers, e.g. "
+        + "; ".join(
+            f"{a.endpoint} {a.status} {a.problem or str(a.body)[:200]}" for a in unexplained[:5]
+        ),
+    )
+    result.check(recovered_at is not None, "not every kind of request succeeded within 60 s")
+    result.check(not missing_jobs, f"{len(missing_jobs)} acknowledged jobs are gone")
+    result.check(not unfinished, f"{len(unfinished)} acknowledged jobs never succeeded")
+    result.check(not missing_ids, f"{len(missing_ids)} support_ids never became findable")
+    return result

@@ -1,0 +1,416 @@
+"""Drill: an upstream that flaps between healthy, 500, timeout and 429 phases.
+
+A real HTTP server on 127.0.0.1 (``Upstream``) is the only provider the stack knows
+(``provider_settings``). Two child Django processes (``_flapping_client``) call it through
+``client_for(provider)`` -- the real ServiceClient, the shared breaker in the stack's
+PostgreSQL, the settings' RetryPolicy -- at a steady pace while the drill switches the
+upstream's behaviour, and two ``http.request`` jobs go through the API and the real worker.
+Two caller processes (plus the worker), rather than one, so the breaker is exercised as a
+*shared* breaker: one process's failures must stop the other's calls (NOTIFY, generations).
+
+Afterwards the drill joins three independent records -- what the upstream received, what
+each client call returned, and the BreakerEvent / ErrorRecord rows -- and checks:
+
+* the breaker trips in every failing phase (500, timeout, 429) and not before
+  ``failure_threshold`` failures reached the upstream; it stays open at least
+  ``cooldown_seconds``; it closes again in each following healthy phase;
+* while open, calls fail fast: no upstream request after the open (beyond a short grace for
+  requests already in flight), and at most ``half_open_max_probes`` per half-open period;
+* after a 429 with ``Retry-After: N`` the same call's next request comes at least
+  ``min(N, RETRY_AFTER_CAP)`` later (above the cap, retry.py waits the cap: the configured
+  behaviour), the planned delay is exactly that, no retry is planned into an open breaker,
+  and no call's attempts span more than RETRY_DEADLINE;
+* no retry storm: each call reaches the upstream at most RETRY_MAX_ATTEMPTS times, overall
+  and per phase upstream requests <= calls x attempts, and each failing phase costs the
+  upstream only a threshold's worth of requests plus probes;
+* every failed call's support_id resolves to an ErrorRecord with the breaker's name and a
+  state consistent with the error (spot-checked through the support API too); a job that
+  failed on the open breaker links its record to the job;
+* the breaker ends closed.
+
+Breaker policy: set on this provider's breaker row (threshold 3, cooldown 3 s, one probe)
+before the clients start, as an operator would in the admin -- not through the global
+BREAKER_* defaults, which every other drill sharing this stack would inherit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.drills import DrillResult
+from tests.reliability.drills.stack import REPO, Stack
+
+PROVIDER = "flappy"
+CODE = "FLAPPY"
+CALL_PATH = "/v1/flap"
+JOB_PATH = "/v1/flap-job"
+HEALTH_PATH = "/health"
+CLIENT_TIMEOUT = 1.0  # seconds; the timeout phase hangs well past it
+HANG_SECONDS = 2.5
+CLIENTS = 2
+CALL_INTERVAL = 0.25  # seconds between call starts, per client process
+GRACE = 0.5  # requests permitted just before the open (in flight) may still arrive
+UNTIL_CLOSED_MAX = 15.0
+
+RETRY = {
+    "RETRY_MAX_ATTEMPTS": "3",
+    "RETRY_INITIAL_DELAY": "0.2",
+    "RETRY_FACTOR": "2",
+    "RETRY_MAX_DELAY": "1",
+    "RETRY_JITTER": "full",
+    "RETRY_DEADLINE": "8",
+    "RETRY_AFTER_CAP": "3",
+}
+BREAKER = {
+    "policy": "consecutive",
+    "failure_threshold": 3,
+    "window_seconds": 60,
+    "failure_rate_threshold": None,
+    "minimum_calls": 20,
+    "cooldown_seconds": 3.0,
+    "cooldown_growth": 1.0,
+    "max_cooldown_seconds": 3.0,
+    "half_open_max_probes": 1,
+    "half_open_successes": 1,
+    "probe_lease_seconds": 5.0,
+    "fail_open": True,
+}
+
+
+@dataclass(frozen=True)
+class Phase:
+    kind: str  # healthy | error | timeout | 429
+    seconds: float  # healthy phases marked until_closed: seconds kept after the close
+    retry_after: int | None = None
+    until_closed: bool = False
+
+
+PHASES = (
+    Phase("healthy", 4),
+    Phase("error", 8),
+    Phase("healthy", 2, until_closed=True),
+    Phase("timeout", 8),
+    Phase("healthy", 2, until_closed=True),
+    Phase("429", 7, retry_after=2),
+    Phase("healthy", 2, until_closed=True),
+    Phase("429", 7, retry_after=6),  # above RETRY_AFTER_CAP: the cap applies
+    Phase("healthy", 3, until_closed=True),
+)
+FAILING = ("error", "timeout", "429")
+
+
+# --- the upstream ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    at: float  # time.time() on receipt (same clock as the database's now() on this host)
+    phase: int  # index into PHASES (or -1 before the drill)
+    kind: str
+    method: str
+    path: str
+    request_id: str
+    status: int | None  # what was answered; None when the request was left hanging
+
+
+class Upstream:
+    """A threaded HTTP server on 127.0.0.1 whose behaviour the drill switches."""
+
+    def __init__(self, hang_seconds: float = HANG_SECONDS) -> None:
+        self.hang_seconds = hang_seconds
+        self.kind = "healthy"
+        self.phase = -1
+        self.retry_after: int | None = None
+        self.hits: list[Hit] = []
+        self.health_hits = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.server: ThreadingHTTPServer | None = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "start() the upstream first"
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def set_phase(self, index: int, kind: str, retry_after: int | None = None) -> None:
+        with self.lock:
+            self.phase, self.kind, self.retry_after = index, kind, retry_after
+
+    def recorded(self) -> list[Hit]:
+        with self.lock:
+            return list(self.hits)
+
+    def start(self) -> Upstream:
+        upstream = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle_any(self) -> None:
+                upstream.handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = handle_any
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # releases hanging handlers
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        at = time.time()
+        length = int(request.headers.get("Content-Length") or 0)
+        if length:
+            request.rfile.read(length)
+        path = request.path.split("?", 1)[0]
+        if path == HEALTH_PATH:  # the worker's scheduled provider probe: not a client call
+            with self.lock:
+                self.health_hits += 1
+            self.answer(request, 200, {"ok": True})
+            return
+        with self.lock:
+            phase, kind, retry_after = self.phase, self.kind, self.retry_after
+        status = {"healthy": 200, "error": 500, "429": 429, "timeout": None}[kind]
+        hit = Hit(
+            at=at,
+            phase=phase,
+            kind=kind,
+            method=request.command,
+            path=path,
+            request_id=request.headers.get("X-Request-Id", ""),
+            status=status,
+        )
+        with self.lock:
+            self.hits.append(hit)
+        if status is None:
+            self.stopping.wait(self.hang_seconds)
+            status = 200  # far too late: the client gave up long ago
+        headers = {"Retry-After": str(retry_after)} if status == 429 else {}
+        self.answer(request, status, {"phase": kind, "status": status}, headers)
+
+    @staticmethod
+    def answer(
+        request: BaseHTTPRequestHandler,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        data = json.dumps(body).encode()
+        with suppress(OSError):  # the client may have hung up (timeouts)
+            request.send_response(status)
+            for key, value in {**(headers or {}), "Content-Type": "application/json"}.items():
+                request.send_header(key, value)
+            request.send_header("Content-Length", str(len(data)))
+            request.end_headers()
+            request.wfile.write(data)
+
+
+def provider_settings(upstream: Upstream) -> dict[str, str]:
+    """Environment for the stack: the upstream as provider ``flappy``, short retries."""
+    providers = {
+        PROVIDER: {
+            "base_url": upstream.url,
+            "mode": "real",
+            "timeout": CLIENT_TIMEOUT,
+            "health_path": HEALTH_PATH,
+        }
+    }
+    return {"PROVIDERS": json.dumps(providers), **RETRY}
+
+
+# --- driving -------------------------------------------------------------------------------
+
+
+def _configure_breaker(stack: Stack) -> dict[str, Any]:
+    """Create (or re-configure) the provider's breaker row with the drill's policy."""
+    from controlplane.breakers import transitions
+
+    with stack.connect() as conn:
+        conn.execute(transitions.ENSURE, {**BREAKER, "name": PROVIDER})
+        assignments = ", ".join(f"{column} = %({column})s" for column in BREAKER)
+        conn.execute(
+            f"UPDATE breakers_breaker SET {assignments} WHERE name = %(name)s",  # noqa: S608
+            {**BREAKER, "name": PROVIDER},
+        )
+        row = conn.execute(
+            "SELECT id, state, override, generation FROM breakers_breaker WHERE name = %s",
+            [PROVIDER],
+        ).fetchone()
+    return {"id": row[0], "state": row[1], "override": row[2], "generation": row[3]}
+
+
+def _breaker_state(stack: Stack) -> tuple[str, str]:
+    with stack.connect() as conn:
+        row = conn.execute(
+            "SELECT state, override FROM breakers_breaker WHERE name = %s", [PROVIDER]
+        ).fetchone()
+    return (row[0], row[1]) if row else ("missing", "")
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    lines = []
+    for raw in path.read_text(errors="replace").splitlines():
+        with suppress(ValueError):
+            lines.append(json.loads(raw))
+    return lines
+
+
+def _start_clients(stack: Stack, stop_file: Path) -> list[tuple[subprocess.Popen, Path]]:
+    clients = []
+    for number in range(CLIENTS):
+        label = f"c{number}"
+        out = stack.workdir / f"flapping-{label}.jsonl"
+        err = open(stack.workdir / f"flapping-{label}.log", "wb")  # noqa: SIM115 -- child's
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.reliability.drills._flapping_client",
+                PROVIDER,
+                label,
+                CALL_PATH,
+                str(CALL_INTERVAL),
+                str(stop_file),
+            ],
+            cwd=REPO,
+            env=stack.child_env(),
+            stdout=open(out, "wb"),  # noqa: SIM115 -- the child owns it
+            stderr=err,
+        )
+        clients.append((process, out))
+    return clients
+
+
+def _wait_ready(clients: list[tuple[subprocess.Popen, Path]]) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 90
+    while True:
+        ready = [next((x for x in _read_lines(out) if x.get("ready")), None) for _, out in clients]
+        if all(ready):
+            return ready  # type: ignore[return-value]
+        dead = [p.args for p, _ in clients if p.poll() is not None]
+        if dead or time.monotonic() > deadline:
+            raise RuntimeError(f"flapping clients did not start (exited: {dead})")
+        time.sleep(0.1)
+
+
+def _submit_job(stack: Stack, marker: str) -> str:
+    with stack.api("client") as api:
+        response = api.post(
+            "/api/v1/jobs/",
+            json={
+                "kind": "http.request",
+                "payload": {"provider": PROVIDER, "method": "GET", "path": f"{JOB_PATH}/{marker}"},
+                "max_attempts": 1,
+                "timeout_seconds": 30,
+            },
+        )
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def _wait_job(stack: Stack, job_id: str, seconds: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + seconds
+    with stack.api("client") as api:
+        while True:
+            job = api.get(f"/api/v1/jobs/{job_id}/").json()
+            if job.get("status") in ("succeeded", "failed", "cancelled", "timed_out"):
+                return job
+            if time.monotonic() > deadline:
+                return job
+            time.sleep(0.2)
+
+
+def _drive(stack: Stack, upstream: Upstream, result: DrillResult) -> dict[str, Any]:
+    """Run the phases; returns the phase windows and the jobs submitted."""
+    windows: list[dict[str, Any]] = []
+    jobs: dict[str, str] = {}
+    for index, phase in enumerate(PHASES):
+        upstream.set_phase(index, phase.kind, phase.retry_after)
+        start = time.time()
+        closed_at = None
+        if phase.until_closed:
+            limit = time.monotonic() + UNTIL_CLOSED_MAX
+            while time.monotonic() < limit and _breaker_state(stack) != ("closed", ""):
+                time.sleep(0.1)
+            if _breaker_state(stack) == ("closed", ""):
+                closed_at = time.time()
+            result.check(
+                closed_at is not None,
+                f"phase {index} ({phase.kind}): the breaker did not close within "
+                f"{UNTIL_CLOSED_MAX:.0f} s of the upstream recovering",
+            )
+            if index == len(PHASES) - 1 and closed_at is not None:
+                jobs["ok"] = _submit_job(stack, "ok")
+        end_at = time.monotonic() + phase.seconds
+        while time.monotonic() < end_at:
+            if phase.kind == "error" and "open" not in jobs and _breaker_state(stack)[0] == "open":
+                jobs["open"] = _submit_job(stack, "open")
+            time.sleep(0.1)
+        windows.append(
+            {
+                "index": index,
+                "kind": phase.kind,
+                "retry_after": phase.retry_after,
+                "start": start,
+                "end": time.time(),
+                "closed_at": closed_at,
+            }
+        )
+    return {"windows": windows, "jobs": jobs}
+
+
+# --- the drill -----------------------------------------------------------------------------
+
+
+def run(stack: Stack, upstream: Upstream) -> DrillResult:
+    from tests.reliability.drills import _flapping_checks as checks
+
+    result = DrillResult("flapping")
+    configured = _configure_breaker(stack)
+    result.check(
+        (configured["state"], configured["override"]) == ("closed", ""),
+        f"the breaker was not closed before the drill: {configured}",
+    )
+    stop_file = stack.workdir / "flapping.stop"
+    stop_file.unlink(missing_ok=True)
+    clients = _start_clients(stack, stop_file)
+    try:
+        ready = _wait_ready(clients)
+        driven = _drive(stack, upstream, result)
+    finally:
+        stop_file.touch()
+        for process, _ in clients:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+    observed = checks.Observed(
+        windows=driven["windows"],
+        calls=[line for _, out in clients for line in _read_lines(out) if "call" in line],
+        hits=[h for h in upstream.recorded() if h.phase >= 0],
+        ready=ready,
+        jobs={name: _wait_job(stack, job_id) for name, job_id in driven["jobs"].items()},
+    )
+    checks.load(stack, observed, configured["id"])
+    checks.check_all(stack, result, observed, upstream.health_hits)
+    return result

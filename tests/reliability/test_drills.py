@@ -1,0 +1,50 @@
+"""The fast subset of `make drills`, in the normal suite: bounded fuzzing, the security
+probes over HTTP and a short worker-crash drill, against a real stack (gunicorn with
+2 workers + runworker) on a database of its own on the test server.
+
+The database-outage, flapping and load drills run in `make drills` only: the outage
+drill stops the database server, which the rest of the suite shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from tests.reliability.drills import DrillResult, fuzz, security, worker_crash
+from tests.reliability.drills.stack import Stack, fresh_database
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    url = fresh_database(settings.DATABASE_URL, "controlplane_drills_ci")
+    running = Stack(database_url=url, workdir=Path(tmp_path_factory.mktemp("drills")))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+def assert_passed(result: DrillResult) -> None:
+    assert result.passed, "\n".join(result.failures) + f"\nfigures: {result.figures}"
+
+
+def test_fuzzing_as_each_demo_role(stack: Stack) -> None:
+    result = fuzz.run(stack, examples=5, max_seconds=240)
+    assert_passed(result)
+    assert all(result.figures[f"{role}_cases"] > 100 for role in ("client", "support", "ops"))
+
+
+def test_security_probes_over_http(stack: Stack) -> None:
+    assert_passed(security.run(stack))
+
+
+def test_a_killed_worker_cluster_loses_no_job(stack: Stack) -> None:
+    result = worker_crash.run(stack, jobs=12)
+    assert_passed(result)
+    assert result.figures["jobs_requeued_after_kill"] >= 1
