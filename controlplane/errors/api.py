@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import psycopg
 from django.core.validators import RegexValidator
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
@@ -98,17 +97,6 @@ class ErrorCursorPagination(CursorPagination):
     max_page_size = 200
 
 
-def _store_report(row: dict[str, Any]) -> bool:
-    """Store a reported record; False if one with its support_id was already there.
-
-    When the database cannot take it, save_row spools it (it is accepted: findable)."""
-    try:
-        return store.get_store().write(row)
-    except psycopg.Error:
-        save_row(row)
-        return True
-
-
 class ErrorListCreateView(APIView):
     """POST: a service reports an error (clients). GET: support lists errors."""
 
@@ -146,7 +134,7 @@ class ErrorListCreateView(APIView):
         # once both pass the check: the insert (ON CONFLICT DO NOTHING) decides the 201.
         already = ErrorRecord.objects.filter(support_id=error.support_id).exists()
         if not already:
-            already = not _store_report(row)
+            already = save_row(row) == "duplicate"  # spooled counts as accepted
         body = ErrorReportOutput({"support_id": error.support_id, "message": error.message}).data
         return Response(body, status=status.HTTP_200_OK if already else status.HTTP_201_CREATED)
 

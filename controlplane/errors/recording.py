@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from django.conf import settings
@@ -218,7 +218,10 @@ def build_row(
     return storable(row)
 
 
-def _spool(row: dict[str, Any], exc: Exception) -> bool:
+Saved = Literal["stored", "duplicate", "spooled"]
+
+
+def _spool(row: dict[str, Any], exc: Exception) -> Saved:
     row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
     try:
         store.spool_row(row)
@@ -227,16 +230,19 @@ def _spool(row: dict[str, Any], exc: Exception) -> bool:
         logger.exception(
             "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
         )
-        return False
+        return "spooled"
     logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
-    return False
+    return "spooled"
 
 
-def save_row(row: dict[str, Any]) -> bool:
-    """Write the row, or spool it if the database cannot take it. True if written now."""
+def save_row(row: dict[str, Any]) -> Saved:
+    """Write the row, or spool it if the database cannot take it.
+
+    "duplicate": a record with this support_id was already stored (it is kept as it is).
+    """
     global _last_replay_attempt
     try:
-        store.get_store().write(row)
+        inserted = store.get_store().write(row)
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
         return _spool(row, exc)
     except psycopg.Error as exc:
@@ -245,7 +251,7 @@ def save_row(row: dict[str, Any]) -> bool:
         logger.exception("error record %s refused; stored without its context", row["support_id"])
         bare = {**row, "context": {"unstorable_context": type(exc).__name__}, "traceback": ""}
         try:
-            store.get_store().write(bare)
+            inserted = store.get_store().write(bare)
         except psycopg.Error as again:
             return _spool(bare, again)
     # The database is back: drain what this process spooled while it was down.
@@ -256,13 +262,16 @@ def save_row(row: dict[str, Any]) -> bool:
             store.replay_spool(max_rows=200)
         except Exception:  # never fail the request that happened to trigger the drain
             logger.exception("opportunistic error spool replay failed")
-    return True
+    return "stored" if inserted else "duplicate"
 
 
 def record_error(error: UserFacingError, **details: Any) -> dict[str, Any]:
     """Build, store (or spool) and log the record for ``error``; returns the stored row."""
     row = build_row(error, **details)
-    written = save_row(row)
+    saved = save_row(row)
+    if saved == "duplicate":
+        # Recorded before (a job re-recording its client's error): counted and logged once.
+        return row
     from controlplane.health.metrics import ERROR_RECORDS
 
     ERROR_RECORDS.labels(row["code"]).inc()
@@ -276,7 +285,7 @@ def record_error(error: UserFacingError, **details: Any) -> dict[str, Any]:
                 "service": row["service"],
                 "path": row["request_path"],
                 "exception": row["exception_type"],
-                "spooled": not written,
+                "spooled": saved == "spooled",
             }
         )
     )

@@ -115,15 +115,27 @@ class ServiceClient:
         response.raise_for_status()
         return response
 
+    def _noting(self, earlier: list[BaseException]) -> Callable[[int, BaseException, float], None]:
+        """on_retry that also keeps each retried failure, for the final record."""
+
+        def note(attempt: int, exc: BaseException, delay: float) -> None:
+            earlier.append(exc)
+            if self.on_retry:
+                self.on_retry(attempt, exc, delay)
+
+        return note
+
     def request(
         self, method: str, url: str, *, record: bool = True, **kwargs: Any
     ) -> httpx.Response:
+        earlier: list[BaseException] = []
         try:
             return self.retry.call(
-                lambda: self.breaker.call(self._send, method, url, kwargs), on_retry=self.on_retry
+                lambda: self.breaker.call(self._send, method, url, kwargs),
+                on_retry=self._noting(earlier),
             )
         except Exception as exc:
-            raise self._fail(exc, record) from exc
+            raise self._fail(exc, record, earlier) from exc
 
     async def arequest(
         self, method: str, url: str, *, record: bool = True, **kwargs: Any
@@ -137,10 +149,13 @@ class ServiceClient:
             response.raise_for_status()
             return response
 
+        earlier: list[BaseException] = []
         try:
-            return await self.retry.acall(lambda: self.breaker.acall(send), on_retry=self.on_retry)
+            return await self.retry.acall(
+                lambda: self.breaker.acall(send), on_retry=self._noting(earlier)
+            )
         except Exception as exc:
-            raise self._fail(exc, record) from exc
+            raise self._fail(exc, record, earlier) from exc
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
@@ -148,8 +163,17 @@ class ServiceClient:
     def post(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("POST", url, **kwargs)
 
-    def _fail(self, exc: BaseException, record: bool) -> UserFacingError:
+    def _fail(
+        self, exc: BaseException, record: bool, earlier: list[BaseException]
+    ) -> UserFacingError:
         error = classify(self.service, exc)
+        if isinstance(exc, CircuitOpenError) and earlier:
+            # The breaker opened between attempts: say what the upstream did before it
+            # refused the retry, or support sees only "circuit open" (flapping drill).
+            error.context["earlier_attempts"] = [
+                {"code": e.code, "message": e.technical_message, **e.context}
+                for e in (classify(self.service, failure) for failure in earlier)
+            ]
         if record:
             state = exc.breaker_state if isinstance(exc, CircuitOpenError) else self.breaker.state
             record_error(

@@ -5,7 +5,10 @@ which job had failed)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+import pytest
 
 from controlplane.errors.models import ErrorRecord
 from controlplane.errors.recording import job_context
@@ -59,3 +62,20 @@ def test_the_job_context_ends_with_the_block(db: Any) -> None:
     assert inside["job_id"] == "5f0c1d5e-8d7e-4f7e-9a53-0c6f3b0f2a11"
     assert explicit["job_id"] == "00000000-0000-0000-0000-000000000001"
     assert outside["job_id"] is None
+
+
+def test_recording_a_support_id_again_is_counted_and_logged_once(
+    db: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A job re-records the error its ServiceClient recorded: one record, one log line,
+    # one count (it was two of each, and the metric over-counted job failures).
+    from controlplane.errors.exceptions import UserFacingError
+    from controlplane.errors.recording import record_error
+
+    error = UserFacingError(technical_message="upstream said no")
+    with caplog.at_level(logging.INFO, logger="controlplane.errors.records"):
+        record_error(error, service="partner")
+        record_error(error, service="partner")
+    lines = [r for r in caplog.records if str(error.support_id) in r.getMessage()]
+    assert len(lines) == 1
+    assert ErrorRecord.objects.filter(support_id=error.support_id).count() == 1

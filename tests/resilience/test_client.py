@@ -150,3 +150,24 @@ def test_the_async_client(fresh_name: str) -> None:
         response = asyncio.run(client.arequest("GET", "/async"))
     assert response.status_code == 200
     assert script.requests == 2
+
+
+def test_a_retry_refused_by_the_breaker_keeps_what_the_upstream_said(fresh_name: str) -> None:
+    # Flapping drill: a call whose 500 opened the breaker was recorded only as
+    # CIRCUIT_OPEN; support could not see the upstream's answer.
+    script = Script([(500, {})] * 3)
+    with flaky_server(script) as url:
+        client = ServiceClient(
+            fresh_name,
+            url,
+            breaker=breaker(fresh_name, failure_threshold=1, cooldown_seconds=60),
+            retry=RetryPolicy(max_attempts=3, **NO_WAIT),
+        )
+        with pytest.raises(UserFacingError) as refused:
+            client.get("/work")
+    assert refused.value.code.endswith("_CIRCUIT_OPEN")
+    assert script.requests == 1
+    context = ErrorRecord.objects.get(support_id=refused.value.support_id).context
+    (earlier,) = context["earlier_attempts"]
+    assert earlier["code"].endswith("_SERVER_ERROR")
+    assert earlier["upstream"]["status"] == 500
