@@ -129,10 +129,15 @@ def _request_body(django_request: Any) -> Any:
     truncated = len(raw) > limit
     raw = raw[:limit]
     if not truncated and "json" in django_request.META.get("CONTENT_TYPE", ""):
+        from controlplane.parsers import MAX_JSON_DEPTH, json_depth
+
         try:
-            return json.loads(raw)
-        except ValueError:
+            parsed = json.loads(raw)
+        except (ValueError, RecursionError):
             pass
+        else:
+            if json_depth(parsed) <= MAX_JSON_DEPTH:  # deeper: kept as text
+                return parsed
     text = raw.decode("utf-8", errors="replace")
     return text + ("…[truncated]" if truncated else "")
 

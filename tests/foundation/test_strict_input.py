@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.errors.helpers import assert_envelope
+from tests.errors.helpers import assert_envelope, assert_resolves
 
 
 def fields_of(response: Any) -> dict:
@@ -110,3 +110,22 @@ def test_the_schema_states_the_rules_the_views_enforce(client: Any) -> None:
     breaker = document["paths"]["/api/v1/breakers/{name}/"]["get"]["parameters"][0]["schema"]
     assert breaker["pattern"] == NAME.pattern
     assert "multipart/form-data" not in str(document["paths"]["/api/v1/jobs/"]["post"])
+
+
+@pytest.mark.parametrize("depth", [65, 900, 100_000])
+def test_deeply_nested_json_is_a_400_not_a_recursion_error(
+    client_user: Any, support_user: Any, api_as: Any, client: Any, depth: int
+) -> None:
+    body = '{"kind": "demo.sleep", "payload": {"a": ' + "[" * depth + "]" * depth + "}}"
+    response = api_as(client_user).post("/api/v1/jobs/", body, content_type="application/json")
+    sid = assert_envelope(response, 400, "PARSE_ERROR")  # was a 500 from depth ~900 on
+    assert_resolves(sid, support_user, client)
+
+
+def test_json_nested_within_the_limit_is_accepted(client_user: Any, api_as: Any) -> None:
+    from controlplane.parsers import MAX_JSON_DEPTH
+
+    inner = MAX_JSON_DEPTH - 3  # the body object, payload and "a" take three levels
+    body = '{"kind": "demo.sleep", "payload": {"a": ' + "[" * inner + "]" * inner + "}}"
+    response = api_as(client_user).post("/api/v1/jobs/", body, content_type="application/json")
+    assert response.status_code == 201, response.content
