@@ -287,7 +287,7 @@ def check_open_periods(result: DrillResult, obs: Observed) -> None:
     result.check(not into_open, f"calls retried into the open breaker: {into_open[:5]}")
     result.figures.update(
         # calls that met upstream failures, then had their retry refused: their record
-        # says CIRCUIT_OPEN and carries nothing of the upstream's answers
+        # says CIRCUIT_OPEN and keeps those answers in context.earlier_attempts
         refused_after_upstream_failures=sum(bool(c["retries"]) for c in refused),
         requests_while_open=len(leaks),
         requests_in_grace_after_open=in_grace,
@@ -364,6 +364,12 @@ def check_error_records(stack: Stack, result: DrillResult, obs: Observed) -> Non
             wrong.append(f"{call['call']}: {code}/{service}/{name}")
         elif code == OPEN_CODE and state not in ("open", "half_open"):
             wrong.append(f"{call['call']}: refused by the breaker but recorded as {state!r}")
+        elif code == OPEN_CODE and len(context.get("earlier_attempts", [])) != len(sent):
+            # Refused after real answers: the record must keep each of them.
+            wrong.append(
+                f"{call['call']}: {len(sent)} upstream answers before the refusal,"
+                f" {len(context.get('earlier_attempts', []))} in the record"
+            )
         elif state not in ("closed", "open", "half_open"):
             wrong.append(f"{call['call']}: breaker state {state!r}")
         elif code.endswith(("_SERVER_ERROR", "_RATE_LIMIT_ERROR")) and (
