@@ -149,8 +149,7 @@ def run(
     start()
     restarted = time.monotonic()
     # Load continues until every kind of request has succeeded again (bounded).
-    endpoints = {"POST /api/v1/jobs/", "GET lookup (cached)", "GET lookup (miss)"}
-    endpoints.add("POST /api/v1/errors/")
+    endpoints = {request_mix(n)[0] for n in range(4)}
     recovered_at = None
     while time.monotonic() < restarted + 60:
         with ledger.lock:

@@ -60,7 +60,7 @@ def claim_anomalies(stack: Stack, ids: list[str]) -> tuple[int, int]:
             " WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, created_at, id",
             [ids],
         ).fetchall()
-    concurrent, finished_twice = 0, 0
+    concurrent = 0
     running: dict[str, bool] = {}
     finishes: dict[str, int] = {}
     for job_id, from_status, to_status in events:
