@@ -212,6 +212,31 @@ class Stack:
                     reset.append(breaker["name"])
         return reset
 
+    def cancel_leftover_jobs(self, timeout: float = 60) -> int:
+        """Cancel, as ops would, the jobs earlier drills left queued or running (the fuzzer
+        creates long demo jobs and cache warms) and wait until none runs; how many."""
+        cancelled = 0
+        with self.api("ops") as ops:
+            for status in ("queued", "running"):
+                url: str | None = f"/api/v1/jobs/?status={status}&page_size=200"
+                while url:
+                    page = ops.get(url).json()
+                    for job in page["results"]:
+                        answer = ops.post(f"/api/v1/jobs/{job['id']}/cancel/")
+                        cancelled += answer.status_code == 200
+                    url = page["next"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.connect() as conn:
+                (busy,) = conn.execute(
+                    "SELECT count(*) FROM jobs_job WHERE status = 'running'"
+                    " OR (status = 'queued' AND cancel_requested_at IS NULL)"
+                ).fetchone()
+            if not busy:
+                break
+            time.sleep(0.2)
+        return cancelled
+
     def stop(self) -> None:
         for child in (self.web, self.worker):
             if child is not None and child.poll() is None:

@@ -75,30 +75,6 @@ def claim_anomalies(stack: Stack, ids: list[str]) -> tuple[int, int]:
     return concurrent, finished_twice
 
 
-def clear_backlog(stack: Stack, timeout: float = 60) -> int:
-    """Cancel, as ops would, jobs left by earlier drills, so the kill hits this drill's jobs."""
-    cancelled = 0
-    with stack.api("ops") as ops:
-        for status in ("queued", "running"):
-            url: str | None = f"/api/v1/jobs/?status={status}&page_size=200"
-            while url:
-                page = ops.get(url).json()
-                for job in page["results"]:
-                    cancelled += ops.post(f"/api/v1/jobs/{job['id']}/cancel/").status_code == 200
-                url = page["next"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with stack.connect() as conn:
-            (busy,) = conn.execute(
-                "SELECT count(*) FROM jobs_job WHERE status = 'running'"
-                " OR (status = 'queued' AND cancel_requested_at IS NULL)"
-            ).fetchone()
-        if not busy:
-            break
-        time.sleep(0.2)
-    return cancelled
-
-
 def wait_running(stack: Stack, feeder: JobFeeder, at_least: int, timeout: float) -> int:
     """Wait until ``at_least`` of the drill's own jobs run; how many ran then."""
     deadline = time.monotonic() + timeout
@@ -117,7 +93,7 @@ def run(
 ) -> DrillResult:
     result = DrillResult("worker_crash")
     lease = float(stack.child_env()["JOB_LEASE_SECONDS"])
-    result.figures["backlog_cancelled"] = clear_backlog(stack)
+    result.figures["backlog_cancelled"] = stack.cancel_leftover_jobs()
     feeder = JobFeeder(stack, limit=jobs, seconds=job_seconds, every=0.1)
     feeder.start()
     running_at_kill = wait_running(stack, feeder, at_least=2, timeout=60)
