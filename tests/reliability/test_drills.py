@@ -35,7 +35,8 @@ def assert_passed(result: DrillResult) -> None:
 
 
 def test_fuzzing_as_each_demo_role(stack: Stack) -> None:
-    result = fuzz.run(stack, examples=5, max_seconds=240)
+    # A fixed seed keeps CI repeatable; `make drills` draws a new one each run (and prints it).
+    result = fuzz.run(stack, examples=5, seed=20261122, max_seconds=240)
     assert_passed(result)
     assert all(result.figures[f"{role}_cases"] > 100 for role in ("client", "support", "ops"))
 
