@@ -59,6 +59,10 @@ def json_type_problem(field: serializers.Field, value: Any) -> str | None:
                 return f"Must be {name}."
             if not isinstance(value, types):
                 return f"Must be {name}."
+            limit = getattr(field, "max_length", None)
+            if isinstance(value, str) and limit is not None and len(value) > limit:
+                # DRF trims whitespace first; the schema's maxLength counts what was sent.
+                return f"Ensure this field has no more than {limit} characters."
             if isinstance(field, serializers.ListField):
                 for item in value:
                     problem = json_type_problem(field.child, item)

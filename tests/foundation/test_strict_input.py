@@ -129,3 +129,18 @@ def test_json_nested_within_the_limit_is_accepted(client_user: Any, api_as: Any)
     body = '{"kind": "demo.sleep", "payload": {"a": ' + "[" * inner + "]" * inner + "}}"
     response = api_as(client_user).post("/api/v1/jobs/", body, content_type="application/json")
     assert response.status_code == 201, response.content
+
+
+def test_max_length_counts_what_was_sent_not_what_is_left_after_trimming(
+    client_user: Any, ops_user: Any, api_as: Any
+) -> None:
+    # make drills (fuzz, seed 1308133023): a 1,000-character reason padded with spaces and
+    # \x1c/\x85 (whitespace to Python) passed after DRF trimmed it; the schema says 1000.
+    outcome = {"outcome": "success"}
+    assert (
+        api_as(client_user).post("/api/v1/breakers/partner-y/outcomes/", outcome).status_code == 200
+    )
+    reason = " \x1c\x85" + "*" * 999
+    response = api_as(ops_user).post("/api/v1/breakers/partner-y/reset/", {"reason": reason})
+    assert_envelope(response, 400, "INVALID_REQUEST")
+    assert "reason" in fields_of(response)
