@@ -60,6 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", default=",".join(DRILLS), help="comma-separated drills")
     parser.add_argument("--fuzz-examples", type=int, default=25, help="per operation and role")
+    parser.add_argument("--fuzz-seed", type=int, help="replay a run's seed (printed in figures)")
     parser.add_argument("--load-seconds", type=int, default=60)
     parser.add_argument("--load-users", type=int, default=20)
     parser.add_argument("--outage-seconds", type=float, default=10.0)
@@ -93,7 +94,7 @@ def main() -> int:
             print(f"   (reset breakers left by earlier drills: {', '.join(reset)})", flush=True)
         module = importlib.import_module(f"tests.reliability.drills.{name}")
         if name == "fuzz":
-            return module.run(stack, examples=args.fuzz_examples)
+            return module.run(stack, examples=args.fuzz_examples, seed=args.fuzz_seed)
         if name == "flapping":
             return module.run(stack, upstream)
         if name == "load":
