@@ -24,8 +24,12 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import REPO, setup_bench_database
+
+from tests.reliability.drills.worker_crash import claim_anomalies
 
 BASE_ENV = {
     "JOB_HEARTBEAT_SECONDS": "1",
@@ -92,27 +96,6 @@ def wait_all(ids: list[Any], statuses: set[str], timeout: float) -> float:
             return time.monotonic()
         time.sleep(0.05)
     raise RuntimeError(f"jobs did not reach {statuses} within {timeout} s")
-
-
-def concurrent_duplicates(ids: list[Any]) -> int:
-    """Jobs with a claim while a previous attempt was still running (per their events)."""
-    from jobs.models import JobEvent
-
-    bad = 0
-    for job_id in ids:
-        running = False
-        for from_status, to_status in (
-            JobEvent.objects.filter(job_id=job_id)
-            .order_by("created_at", "id")
-            .values_list("from_status", "to_status")
-        ):
-            if to_status == "running" and from_status == "queued":
-                if running:
-                    bad += 1
-                running = True
-            elif from_status == "running" and to_status != "running":
-                running = False
-    return bad
 
 
 def main() -> None:
@@ -182,12 +165,14 @@ def main() -> None:
     try:
         recovered = wait_all(ids, {"succeeded", "failed"}, timeout=120)
         statuses = dict(Job.objects.filter(pk__in=ids).values_list("id", "status"))
+        with psycopg.connect(url) as conn:
+            concurrent, _ = claim_anomalies(conn, [str(i) for i in ids])
         result["d_sigkill_recovery"] = {
             "jobs": len(ids),
             "lease_seconds": float(BASE_ENV["JOB_LEASE_SECONDS"]),
             "seconds_until_all_succeeded": round(recovered - killed_at, 2),
             "lost_jobs": sum(1 for s in statuses.values() if s != "succeeded"),
-            "concurrent_duplicates": concurrent_duplicates(ids),
+            "concurrent_duplicates": concurrent,
         }
         # (e) SIGTERM with 20 running jobs
         ids = [create_job(kind="demo.sleep", payload={"seconds": 60})[0].id for _ in range(20)]

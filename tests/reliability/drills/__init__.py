@@ -7,8 +7,28 @@ runs a bounded subset (tests/reliability/test_drills.py).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+ENVELOPE_KEYS = {"code", "type", "message", "metadata", "support_id"}
+
+
+def envelope_of(body: Any) -> dict[str, Any] | None:
+    """The error envelope in a parsed JSON ``body``, or None: exactly its keys, a UUID
+    support_id, and a message ending with its reference (as tests/errors/helpers.py)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or set(error) != ENVELOPE_KEYS:
+        return None
+    support_id = error["support_id"]
+    try:
+        uuid.UUID(str(support_id))
+    except ValueError:
+        return None
+    message = error["message"]
+    if not isinstance(message, str) or not message.endswith(f"(Reference: {support_id})"):
+        return None
+    return error
 
 
 @dataclass

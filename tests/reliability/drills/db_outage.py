@@ -26,10 +26,9 @@ from typing import Any
 
 import httpx
 
-from tests.reliability.drills import DrillResult
+from tests.reliability.drills import DrillResult, envelope_of
 from tests.reliability.drills.stack import Stack
 
-ENVELOPE_KEYS = {"code", "type", "message", "metadata", "support_id"}
 CACHED_SLUG = "outage-cached"
 
 
@@ -50,15 +49,6 @@ class Ledger:
     def add(self, answer: Answer) -> None:
         with self.lock:
             self.answers.append(answer)
-
-
-def envelope_of(body: Any) -> dict | None:
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict) and set(error) == ENVELOPE_KEYS:
-        sid = str(error["support_id"])
-        if str(error["message"]).endswith(f"(Reference: {sid})"):
-            return error
-    return None
 
 
 def request_mix(n: int) -> tuple[str, str, str, dict | None]:

@@ -95,6 +95,7 @@ def run_locust(
 ) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
+        "PYTHONPATH": str(REPO),  # the locustfile imports tests.reliability.drills
         "LOAD_TOKEN_CLIENT": stack.tokens["client"],
         "LOAD_TOKEN_SUPPORT": stack.tokens["support"],
         "LOAD_SLUGS_FILE": str(slugs_file),

@@ -46,7 +46,8 @@ from typing import Any
 import gevent
 from locust import HttpUser, between, events, task
 
-ENVELOPE_KEYS = {"code", "type", "message", "metadata", "support_id"}
+from tests.reliability.drills import envelope_of
+
 TIMEOUT = float(os.environ.get("LOAD_REQUEST_TIMEOUT", "30"))
 JOB_STATUSES = {"queued", "running", "succeeded", "failed", "cancelled", "timed_out"}
 
@@ -145,24 +146,12 @@ def ack(*fields: Any) -> None:
         _ack.write(" ".join(str(f) for f in fields) + "\n")
 
 
-def envelope_of(response: Any) -> dict[str, Any] | None:
-    """The error envelope exactly as tests/errors/helpers.py:assert_envelope wants it."""
+def envelope_in(response: Any) -> dict[str, Any] | None:
+    """The error envelope of ``response`` (see drills.envelope_of), or None."""
     try:
-        body = response.json()
+        return envelope_of(response.json())
     except ValueError:
         return None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict) or set(error) != ENVELOPE_KEYS:
-        return None
-    support_id = error.get("support_id")
-    try:
-        uuid.UUID(str(support_id))
-    except ValueError:
-        return None
-    message = error.get("message")
-    if not isinstance(message, str) or not message.endswith(f"(Reference: {support_id})"):
-        return None
-    return error
 
 
 def settle(response: Any, expected: dict[int, str | None]) -> Any:
@@ -176,7 +165,7 @@ def settle(response: Any, expected: dict[int, str | None]) -> Any:
         response.failure(f"NON_ENVELOPE transport {type(response.error).__name__}")
         return None
     if status >= 400:
-        error = envelope_of(response)
+        error = envelope_in(response)
         if error is None:
             response.failure(f"NON_ENVELOPE {status} without a valid error envelope")
             return None

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+import psycopg
+
 from tests.reliability.drills import DrillResult
 from tests.reliability.drills.stack import Stack
 
@@ -52,14 +54,14 @@ def statuses(stack: Stack, ids: list[str]) -> dict[str, str]:
     return dict(rows)
 
 
-def claim_anomalies(stack: Stack, ids: list[str]) -> tuple[int, int]:
-    """(claims while a previous claim was running, jobs that finished more than once)."""
-    with stack.connect() as conn:
-        events = conn.execute(
-            "SELECT job_id::text, from_status, to_status FROM jobs_jobevent"
-            " WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, created_at, id",
-            [ids],
-        ).fetchall()
+def claim_anomalies(conn: psycopg.Connection, ids: list[str]) -> tuple[int, int]:
+    """(claims while a previous claim was running, jobs that finished more than once),
+    from the jobs' events (bench/jobs.py reads its SIGKILL figures with this too)."""
+    events = conn.execute(
+        "SELECT job_id::text, from_status, to_status FROM jobs_jobevent"
+        " WHERE job_id = ANY(%s::uuid[]) ORDER BY job_id, created_at, id",
+        [ids],
+    ).fetchall()
     concurrent = 0
     running: dict[str, bool] = {}
     finishes: dict[str, int] = {}
@@ -113,7 +115,8 @@ def run(
             break
         time.sleep(0.2)
     recovered = time.monotonic() - killed_at
-    concurrent, finished_twice = claim_anomalies(stack, ids)
+    with stack.connect() as conn:
+        concurrent, finished_twice = claim_anomalies(conn, ids)
     with stack.connect() as conn:
         (rerun,) = conn.execute(
             "SELECT count(DISTINCT job_id) FROM jobs_jobevent WHERE job_id = ANY(%s::uuid[])"

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from psycopg import sql
 
-from tests.reliability.drills import DrillResult
+from tests.reliability.drills import ENVELOPE_KEYS, DrillResult
 from tests.reliability.drills.stack import Stack
 
 CLIENT, SUPPORT, OPS = "client", "support", "ops"
@@ -24,7 +24,6 @@ CLIENTS = frozenset({CLIENT, OPS})  # IsClient: groups clients and ops
 SUPPORTS = frozenset({SUPPORT, OPS})  # IsSupport: groups support and ops
 OPS_ONLY = frozenset({OPS})  # IsOps
 
-ENVELOPE_KEYS = {"code", "type", "message", "metadata", "support_id"}
 LEAKS = ("Traceback", 'File "', "SELECT ", "psycopg", "/work/")
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 ADMIN_PASSWORD = "demo"  # the demo users' development password (controlplane/demo.py)
