@@ -82,6 +82,12 @@ def storable(value: Any) -> Any:
     return value
 
 
+def _fit(text: str, limit: int) -> str:
+    """``text`` for a column of ``limit`` characters: made storable first (escaping can
+    lengthen it), then cut, so the row always fits."""
+    return _storable_text(text)[:limit]
+
+
 def _clean(text: str, limit: int) -> str:
     text = _storable_text(text)
     return text if len(text) <= limit else text[:limit] + "…[truncated]"
@@ -195,24 +201,24 @@ def build_row(
     service = service or getattr(error, "service", "")
     job_id = job_id or _current_job_id.get()
     technical = scrubber.text(_clean(error.technical_message, _MAX_TEXT))
-    row = {
+    return {
         "support_id": str(error.support_id),
-        "code": error.code[:100],
-        "type": error.error_type[:50],
+        "code": _fit(error.code, 100),
+        "type": _fit(error.error_type, 50),
         "http_status": error.http_status,
         "user_message": scrubber.text(_clean(error.user_message, _MAX_TEXT)),
         "technical_message": technical,
-        "context": scrubber.scrub(context),
-        "service": service[:100],
-        "request_method": method[:10],
+        "context": storable(scrubber.scrub(context)),
+        "service": _fit(service, 100),
+        "request_method": _fit(method, 10),
         "request_path": _clean(path, 2000),
         "user_id": user_id,
-        "username": username[:150],
-        "api_client": _clean(api_client, 150),
+        "username": _fit(username, 150),
+        "api_client": _fit(api_client, 150),
         "job_id": str(job_id) if job_id else None,
-        "breaker_name": breaker_name[:100],
-        "breaker_state": breaker_state[:20],
-        "exception_type": exception_type[:200],
+        "breaker_name": _fit(breaker_name, 100),
+        "breaker_state": _fit(breaker_state, 20),
+        "exception_type": _fit(exception_type, 200),
         "traceback": scrubber.text(_clean(traceback_text, _MAX_TRACEBACK)),
         "fingerprint": fingerprint(
             code=error.code, service=service, exception_type=exception_type, message=technical
@@ -220,7 +226,6 @@ def build_row(
         "occurred_at": occurred_at.isoformat() if occurred_at else None,
         "created_at": None,  # the database clock, unless spooled
     }
-    return storable(row)
 
 
 Saved = Literal["stored", "duplicate", "spooled"]

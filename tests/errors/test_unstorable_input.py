@@ -50,3 +50,24 @@ def test_text_fields_with_lone_surrogates_are_stored_escaped(db: Any) -> None:
     record_error(error, service="svc-\udfff")
     record = ErrorRecord.objects.get(support_id=error.support_id)
     assert (record.service, record.technical_message) == ("svc-\\udfff", "bad \\ud800 value")
+
+
+def test_short_columns_are_filled_to_their_limit_never_past_it(
+    client_user: Any, support_user: Any, api_as: Any, client: Any
+) -> None:
+    # Review of the fix above: api_client (150 characters) got "…[truncated]" appended
+    # after the cut, and an escaped surrogate is six characters long: either overflowed
+    # its column, and the record was refused, spooled and rejected again on replay.
+    response = api_as(client_user).get(
+        "/api/v1/jobs/00000000-0000-4000-8000-000000000000/", HTTP_USER_AGENT="agent/" + "x" * 300
+    )
+    support_id = assert_envelope(response, 404, "JOB_NOT_FOUND")
+    assert pending_count() == 0
+    assert_resolves(support_id, support_user, client)
+    assert len(ErrorRecord.objects.get(support_id=support_id).api_client) == 150
+
+    error = UserFacingError(technical_message="x")
+    record_error(error, service="\ud800" * 100, breaker_name="b" * 99 + "\udfff")
+    record = ErrorRecord.objects.get(support_id=error.support_id)
+    assert (len(record.service), len(record.breaker_name)) == (100, 100)
+    assert record.service.startswith("\\ud800")
