@@ -14,10 +14,11 @@ import django
 
 django.setup()
 
-from controlplane import notifications  # noqa: E402
-from controlplane.breakers.library import breaker  # noqa: E402
-from controlplane.breakers.runtime import CircuitOpenError, registry  # noqa: E402
-from controlplane.breakers.transitions import CHANNEL  # noqa: E402
+from controlplane.breakers.circuit import breaker  # noqa: E402
+from controlplane.breakers.exceptions import CircuitOpenError  # noqa: E402
+from controlplane.breakers.registry import registry  # noqa: E402
+from controlplane.breakers.sql import CHANNEL  # noqa: E402
+from controlplane.lib import notifications  # noqa: E402
 
 
 def boom() -> None:

@@ -22,8 +22,8 @@ def setup_bench_database(name: str) -> str:
     import psycopg
     from psycopg import errors, sql
 
-    from controlplane import embedded_db
-    from controlplane.env import parse_database_url
+    from controlplane.lib import embedded_db
+    from controlplane.lib.env import parse_database_url
 
     base_url = os.environ.get("DATABASE_URL") or embedded_db.ensure_running(
         Path(os.environ.get("EMBEDDED_PG_DIR", REPO / "var" / "pgdata"))

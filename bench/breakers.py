@@ -32,7 +32,7 @@ def per_call(number: int) -> dict:
     import circuitbreaker
     import pybreaker
 
-    from controlplane.breakers.library import breaker
+    from controlplane.breakers.circuit import breaker
 
     def noop() -> None:
         return None
@@ -68,7 +68,7 @@ def propagation(trials: int) -> dict:
     from django.contrib.auth.models import User
 
     from controlplane.breakers.actions import override_breaker
-    from controlplane.breakers.library import breaker
+    from controlplane.breakers.circuit import breaker
 
     name = "bench-propagation"
     breaker(name).allows()
@@ -103,7 +103,7 @@ def contention(processes: int, rounds: int, seconds: float) -> dict:
     from django.db import connection
 
     from controlplane.breakers.actions import override_breaker
-    from controlplane.breakers.library import breaker
+    from controlplane.breakers.circuit import breaker
     from controlplane.breakers.models import Breaker, BreakerEvent
 
     ops, _ = User.objects.get_or_create(username="bench-ops")

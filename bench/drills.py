@@ -73,7 +73,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown drills: {', '.join(sorted(unknown))}; known: {', '.join(DRILLS)}")
 
-    from controlplane import embedded_db
+    from controlplane.lib import embedded_db
 
     began = time.monotonic()
     shutil.rmtree(args.workdir, ignore_errors=True)
@@ -83,10 +83,10 @@ def main() -> int:
     stack = Stack(database_url=database_url, workdir=args.workdir, web_workers=2, job_workers=4)
     upstream = None
     if "flapping" in chosen:
-        from tests.reliability.drills import flapping
+        from tests.reliability.drills._flapping_upstream import Upstream, provider_settings
 
-        upstream = flapping.Upstream().start()
-        stack.env.update(flapping.provider_settings(upstream))
+        upstream = Upstream().start()
+        stack.env.update(provider_settings(upstream))
 
     def drill(name: str) -> DrillResult:
         reset = stack.reset_breakers()

@@ -83,9 +83,9 @@ def main() -> None:
     from rest_framework.exceptions import NotFound
     from rest_framework.test import APIClient
 
-    from controlplane.apps import sync_groups
-    from controlplane.errors.handlers import api_exception_handler
+    from controlplane.errors.drf import api_exception_handler
     from controlplane.errors.models import ErrorRecord
+    from controlplane.lib.permissions import sync_groups
 
     load_seconds = load(args.rows)
 

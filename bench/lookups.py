@@ -53,12 +53,12 @@ def load_services(count: int) -> None:
 
 
 def wait_listening(service: object) -> None:
-    from controlplane import notifications
-    from lookups import flow
+    from controlplane.lib import notifications
+    from lookups import resolver
 
     service.listen()
     deadline = time.monotonic() + 10
-    while not notifications.listener.is_listening(flow.CHANNEL):
+    while not notifications.listener.is_listening(resolver.CHANNEL):
         if time.monotonic() > deadline:
             raise RuntimeError("change listener did not start")
         time.sleep(0.01)
@@ -74,7 +74,7 @@ def http_throughput(seconds: float, threads: int) -> dict:
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
 
-    from controlplane.apps import sync_groups
+    from controlplane.lib.permissions import sync_groups
 
     sync_groups()
     user, _ = User.objects.get_or_create(username="bench-client")
@@ -167,11 +167,11 @@ def main() -> None:
     logging.getLogger("controlplane").setLevel(logging.WARNING)
     from django.test.utils import override_settings
 
-    from lookups import flow
+    from lookups import resolver
 
     load_services(args.services)
-    flow.reset_lookups()
-    service = flow.get_lookups()
+    resolver.reset_lookups()
+    service = resolver.get_lookups()
     wait_listening(service)
 
     # (a) cache hits
@@ -187,8 +187,8 @@ def main() -> None:
 
     # (b) database misses: distinct slugs, each looked up once, cache too small to help
     with override_settings(LOOKUP_CACHE_MAX_SIZE=1):
-        flow.reset_lookups()
-        service = flow.get_lookups()
+        resolver.reset_lookups()
+        service = resolver.get_lookups()
         wait_listening(service)
         samples = []
         for n in range(1, args.misses + 1):

@@ -6,6 +6,7 @@ demo passwords so the printed logins always work.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -14,8 +15,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from controlplane.apps import sync_groups
-from controlplane.permissions import CLIENTS, OPS, SUPPORT
+from controlplane.lib.permissions import CLIENTS, OPS, SUPPORT, sync_groups
+from jobs.actions import create_job
+from lookups.models import MicroService
 
 DEMO_PASSWORD = "demo"  # noqa: S105 -- development-only demo logins
 
@@ -80,11 +82,6 @@ DEMO_JOBS = (
 
 def _demo_services_and_jobs(client: object) -> None:
     """A few mappings and jobs to look at; fixed slugs and Idempotency-Keys keep it idempotent."""
-    import uuid
-
-    from jobs.actions import create_job
-    from lookups.models import MicroService
-
     for slug in DEMO_SERVICES:
         MicroService.objects.get_or_create(
             slug=slug,

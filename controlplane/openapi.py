@@ -1,11 +1,14 @@
-"""OpenAPI helpers: the error envelope on every operation, paginated list bodies."""
+"""OpenAPI postprocessing hooks: the error envelope on every operation, and the input rules
+the views enforce beyond field types, written into the schema."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import inline_serializer
-from rest_framework import serializers
+from controlplane.breakers.circuit import NAME
+from jobs import registry
+from jobs.actions import max_timeout_seconds
+from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN
 
 ERROR_STATUSES = (
     "400",
@@ -62,20 +65,8 @@ def add_error_envelope(result: dict[str, Any], generator: Any, request: Any, pub
     return result
 
 
-def cursor_page(name: str, item: serializers.Serializer) -> Any:
-    """The body of a cursor-paginated list: {next, previous, results}."""
-    return inline_serializer(
-        name,
-        {
-            "next": serializers.URLField(allow_null=True),
-            "previous": serializers.URLField(allow_null=True),
-            "results": item,
-        },
-    )
-
-
 # DRF refuses NUL in every CharField and trims whitespace before its "may not be
-# blank" check; say so, or schema-valid strings are rejected (found by fuzzing).
+# blank" check; the schema says so, or it would promise strings the API refuses.
 ANY_TEXT = r"^[^\x00]*$"
 NON_BLANK_TEXT = r"^[^\x00]*[^\x00\s][^\x00]*$"
 
@@ -91,11 +82,6 @@ def document_input_rules(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict:
     """Postprocessing hook: what the views check beyond field types, as schema keywords."""
-    from controlplane.breakers.library import NAME
-    from jobs import handlers
-    from jobs.actions import max_timeout_seconds
-    from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN
-
     parameter_rules = {
         "name": {"pattern": NAME.pattern, "maxLength": 100},
         "slug": {"pattern": SLUG_PATTERN, "maxLength": SLUG_MAX_LENGTH},
@@ -113,7 +99,7 @@ def document_input_rules(
     schemas = result.get("components", {}).get("schemas", {})
     job_input = schemas.get("JobInputRequest", {}).get("properties", {})
     if job_input:
-        job_input["kind"]["enum"] = handlers.kinds()
+        job_input["kind"]["enum"] = registry.kinds()
         job_input["timeout_seconds"]["maximum"] = max_timeout_seconds()
         # Optional: empty, or a slug (checked by the lookup flow, 400 INVALID_SLUG).
         job_input["micro_id"].update(

@@ -1,7 +1,7 @@
 """Settings for the reliability control plane.
 
 Every knob is an environment variable read through the typed helpers in
-``controlplane.env``; README.md lists each one with its default.
+``controlplane.lib.env``; README.md lists each one with its default.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane import embedded_db
-from controlplane.env import (
+from controlplane.errors.scrubbing import DEFAULT_DENYLIST
+from controlplane.lib import embedded_db
+from controlplane.lib.env import (
     env_bool,
     env_choice,
     env_float,
@@ -23,7 +24,6 @@ from controlplane.env import (
     env_str,
     parse_database_url,
 )
-from controlplane.errors.scrubbing import DEFAULT_DENYLIST
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "controlplane.health.metrics.MetricsMiddleware",
+    "controlplane.lib.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,16 +153,16 @@ AUTH_CACHE_MAX_SIZE = env_int("AUTH_CACHE_MAX_SIZE", 10_000, minimum=1)
 REST_FRAMEWORK = {
     # Token first: its WWW-Authenticate header makes unauthenticated calls 401, not 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "controlplane.authentication.CachedTokenAuthentication",
+        "controlplane.lib.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "controlplane.errors.handlers.api_exception_handler",
-    # The API speaks JSON only: form and multipart bodies coerce every value to text,
-    # which let schema-invalid input through (found by the fuzz drill). The parser
-    # refuses bodies nested deeper than 64 levels (they were a RecursionError).
-    "DEFAULT_PARSER_CLASSES": ["controlplane.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "controlplane.errors.drf.api_exception_handler",
+    # The API speaks JSON only: form and multipart bodies make every value text, so
+    # the schema's types could not be enforced. The parser refuses bodies nested
+    # deeper than 64 levels (Python's json recursion would otherwise raise).
+    "DEFAULT_PARSER_CLASSES": ["controlplane.lib.parsers.JSONParser"],
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",

@@ -17,11 +17,13 @@ from controlplane.errors.exceptions import (
     UserFacingError,
     ValidationError,
 )
-from controlplane.permissions import in_groups
-from jobs import handlers, lifecycle
-from jobs.maintenance import enqueue, time_out_overdue
+from controlplane.lib.permissions import in_groups
+from jobs import lifecycle, registry
+from jobs.maintenance import time_out_overdue
 from jobs.models import Job, JobEvent
-from lookups.flow import InvalidSlugError, get_lookups
+from jobs.queue import enqueue
+from lookups.exceptions import InvalidSlugError
+from lookups.resolver import get_lookups
 
 logger = logging.getLogger("controlplane.jobs")
 MAX_ATTEMPTS_LIMIT = 10
@@ -44,19 +46,19 @@ def create_job(
 ) -> tuple[Job, bool]:
     """Create and enqueue a job; returns (job, created). A repeated idempotency key returns
     the first job (or 409 if it was used for a different request)."""
-    if handlers.get_handler(kind) is None:
+    if registry.get_handler(kind) is None:
         raise ValidationError(
             f"Unknown job kind {kind!r}.",
             code="UNKNOWN_JOB_KIND",
-            metadata={"kinds": handlers.kinds()},
+            metadata={"kinds": registry.kinds()},
         )
-    groups = handlers.allowed_groups(kind)
+    groups = registry.allowed_groups(kind)
     if groups and created_by is not None and not in_groups(created_by, *groups):
         raise ForbiddenError(
             f"Jobs of kind {kind!r} need the {' or '.join(groups)} group.",
             code="JOB_KIND_FORBIDDEN",
         )
-    handlers.validate_payload(kind, payload)
+    registry.validate_payload(kind, payload)
     timeout_seconds = timeout_seconds or settings.JOB_TIMEOUT_SECONDS
     if not 1 <= timeout_seconds <= max_timeout_seconds():
         raise ValidationError(
@@ -135,7 +137,7 @@ def cancel_job(*, job_id: uuid.UUID, actor: Any = None) -> Job:
     """Queued: cancelled now. Running: the handler stops at its next checkpoint.
     Finished: 409 JOB_NOT_CANCELLABLE."""
     username = actor.get_username() if getattr(actor, "pk", None) else ""
-    row = lifecycle.one(lifecycle.REQUEST_CANCEL, {"id": job_id, "actor": username})
+    row = lifecycle.execute_one(lifecycle.REQUEST_CANCEL, {"id": job_id, "actor": username})
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         raise NotFoundError(f"No job {job_id}.", code="JOB_NOT_FOUND")
@@ -155,7 +157,7 @@ def retry_job(*, job_id: uuid.UUID, actor: Any = None) -> Job | None:
         return None
     username = actor.get_username() if getattr(actor, "pk", None) else ""
     with transaction.atomic():
-        row = lifecycle.one(
+        row = lifecycle.execute_one(
             lifecycle.RETRY_NOW, {"id": job_id, "actor": username, "from_status": job.status}
         )
         if row is None:

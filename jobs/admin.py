@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import uuid
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -13,7 +12,9 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from controlplane.errors.exceptions import UserFacingError
-from controlplane.paginators import EstimatedCountPaginator
+from controlplane.errors.scrubbing import default_scrubber
+from controlplane.lib.pagination import EstimatedCountPaginator
+from controlplane.lib.uuids import find_uuid
 from jobs import actions
 from jobs.models import FailedJob, Job, JobEvent, RunningJob
 
@@ -25,9 +26,6 @@ STATUS_COLOURS = {
     "cancelled": "#6d4c41",
     "timed_out": "#ef6c00",
 }
-_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-)
 
 
 class JobEventInline(admin.TabularInline):
@@ -144,10 +142,6 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="payload")
     def payload_block(self, job: Job) -> str:
-        import json
-
-        from controlplane.errors.scrubbing import default_scrubber
-
         text = json.dumps(default_scrubber().scrub(job.payload), indent=2, sort_keys=True)
         if len(text) > 20_000:
             text = text[:20_000] + "\n…[truncated]"
@@ -159,9 +153,8 @@ class JobAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        found = _UUID.search(term)
-        if found:
-            value = uuid.UUID(found.group(0))
+        value = find_uuid(term)
+        if value is not None:
             by_id = queryset.filter(pk=value)
             if by_id.exists():
                 return by_id, False
@@ -178,14 +171,7 @@ class JobAdmin(admin.ModelAdmin):
                 done.append(f"{job_id} ({state})")
             except UserFacingError:
                 skipped.append(f"{job_id} ({status})")
-        if done:
-            self.message_user(request, f"Cancel requested for {len(done)}: " + ", ".join(done))
-        if skipped:
-            self.message_user(
-                request,
-                f"Skipped {len(skipped)} already finished: " + ", ".join(skipped),
-                messages.WARNING,
-            )
+        self._report(request, "Cancel requested for", done, "already finished", skipped)
 
     @admin.action(permissions=["change"], description="Retry now (failed / timed out)")
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -193,13 +179,17 @@ class JobAdmin(admin.ModelAdmin):
         for job_id in queryset.values_list("id", flat=True):
             retried = actions.retry_job(job_id=job_id, actor=request.user)
             (done if retried else skipped).append(str(job_id))
+        self._report(request, "Re-queued", done, "not failed or timed out", skipped)
+
+    def _report(
+        self, request: HttpRequest, did: str, done: list[str], why: str, skipped: list[str]
+    ) -> None:
+        """One message for what an action did, one warning for what it skipped and why."""
         if done:
-            self.message_user(request, f"Re-queued {len(done)}: " + ", ".join(done))
+            self.message_user(request, f"{did} {len(done)}: " + ", ".join(done))
         if skipped:
             self.message_user(
-                request,
-                f"Skipped {len(skipped)} not failed or timed out: " + ", ".join(skipped),
-                messages.WARNING,
+                request, f"Skipped {len(skipped)} {why}: " + ", ".join(skipped), messages.WARNING
             )
 
 

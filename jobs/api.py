@@ -12,16 +12,20 @@ from django.urls import path
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.errors.exceptions import InvalidRequestError, NotFoundError, PayloadTooLargeError
-from controlplane.openapi import cursor_page
-from controlplane.permissions import OPS, SUPPORT, IsClient, IsSupport, in_groups
-from controlplane.strict import StrictInput
-from jobs import actions, handlers
+from controlplane.errors.exceptions import (
+    InvalidRequestError,
+    NotFoundError,
+    PayloadTooLargeError,
+    reference_text,
+)
+from controlplane.lib.pagination import NewestFirstPagination, cursor_page
+from controlplane.lib.permissions import OPS, SUPPORT, IsClient, IsSupport, in_groups
+from controlplane.lib.strict import StrictInput
+from jobs import actions, registry
 from jobs.models import Job, JobStatus
 
 POLL_STEPS = ((2, 1), (6, 2), (14, 4), (30, 8))  # (job age below, seconds until next poll)
@@ -70,11 +74,14 @@ class JobOutput(serializers.Serializer):
     def get_error(self, job: Job) -> dict[str, Any] | None:
         if not job.error_code or job.status == JobStatus.SUCCEEDED:
             return None
-        reference = f" (Reference: {job.error_support_id})" if job.error_support_id else ""
-        retrying = " It will be retried." if job.status == JobStatus.QUEUED else ""
+        message = f"The job did not complete ({job.error_code})."
+        if job.status == JobStatus.QUEUED:
+            message += " It will be retried."
+        if job.error_support_id:
+            message = reference_text(message, job.error_support_id)
         return {
             "code": job.error_code,
-            "message": f"The job did not complete ({job.error_code}).{retrying}{reference}",
+            "message": message,
             "support_id": str(job.error_support_id) if job.error_support_id else None,
         }
 
@@ -98,15 +105,8 @@ class JobFilters(StrictInput, serializers.Serializer):
     kind = serializers.CharField(
         max_length=100,
         required=False,
-        validators=[RegexValidator(handlers.KIND_PATTERN, "Job kinds look like demo.sleep.")],
+        validators=[RegexValidator(registry.KIND_PATTERN, "Job kinds look like demo.sleep.")],
     )
-
-
-class JobCursor(CursorPagination):
-    ordering = "-created_at"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 def visible_jobs(user: Any) -> QuerySet[Job]:
@@ -175,7 +175,7 @@ class JobListCreateView(APIView):
             jobs = jobs.filter(status=filters.validated_data["status"])
         if "kind" in filters.validated_data:
             jobs = jobs.filter(kind=filters.validated_data["kind"])
-        paginator = JobCursor()
+        paginator = NewestFirstPagination()
         page = paginator.paginate_queryset(jobs, request, view=self)
         return paginator.get_paginated_response(JobOutput(page, many=True).data)
 

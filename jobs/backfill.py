@@ -7,7 +7,8 @@ from typing import Any
 
 from django.db import connection
 
-from lookups.flow import LookupResult, get_lookups
+from jobs.models import Job
+from lookups.resolver import LookupResult, get_lookups
 
 BACKFILL_BATCH = """
 UPDATE jobs_job j SET micro_uuid = v.uuid, updated_at = now()
@@ -24,8 +25,6 @@ def backfill_micro_uuids(
     Walks the jobs missing a UUID by primary key (keyset pagination, no OFFSET),
     so reruns only see what is still missing. Returns counts.
     """
-    from jobs.models import Job
-
     missing = Job.objects.filter(micro_uuid__isnull=True).exclude(micro_id="")
     total = missing.count()
     done = filled = 0

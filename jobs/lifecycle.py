@@ -97,20 +97,20 @@ WITH t AS (
 ){_event("'running'")}"""
 
 # A job whose cancel was requested ends cancelled rather than going back to the queue.
-_CANCELLED = "j.cancel_requested_at IS NOT NULL"
+_CANCEL_REQUESTED = "j.cancel_requested_at IS NOT NULL"
 SHUTDOWN = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = CASE WHEN {_CANCELLED} THEN 'cancelled'
+        status = CASE WHEN {_CANCEL_REQUESTED} THEN 'cancelled'
                       WHEN %(requeue)s THEN 'queued' ELSE 'failed' END,
-        attempts = CASE WHEN %(requeue)s AND NOT {_CANCELLED} THEN j.attempts - 1
+        attempts = CASE WHEN %(requeue)s AND NOT {_CANCEL_REQUESTED} THEN j.attempts - 1
                         ELSE j.attempts END,
         run_after = now(), dispatched_at = NULL, worker = '', result = NULL,
-        finished_at = CASE WHEN %(requeue)s AND NOT {_CANCELLED} THEN NULL ELSE now() END,
-        error_code = CASE WHEN {_CANCELLED} THEN '' ELSE 'worker_shutdown' END,
-        error_message = CASE WHEN {_CANCELLED} THEN ''
+        finished_at = CASE WHEN %(requeue)s AND NOT {_CANCEL_REQUESTED} THEN NULL ELSE now() END,
+        error_code = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE 'worker_shutdown' END,
+        error_message = CASE WHEN {_CANCEL_REQUESTED} THEN ''
                              ELSE 'the worker was shut down mid-job' END,
-        error_support_id = CASE WHEN %(requeue)s OR {_CANCELLED} THEN NULL
+        error_support_id = CASE WHEN %(requeue)s OR {_CANCEL_REQUESTED} THEN NULL
                                 ELSE %(support_id)s::uuid END,
         {_RELEASE}
     WHERE {_MINE}
@@ -149,14 +149,14 @@ WITH t AS (
 REAP_LOST = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = CASE WHEN {_CANCELLED} THEN 'cancelled'
+        status = CASE WHEN {_CANCEL_REQUESTED} THEN 'cancelled'
                       WHEN j.attempts < j.max_attempts THEN 'queued' ELSE 'failed' END,
-        finished_at = CASE WHEN j.attempts < j.max_attempts AND NOT {_CANCELLED} THEN NULL
+        finished_at = CASE WHEN j.attempts < j.max_attempts AND NOT {_CANCEL_REQUESTED} THEN NULL
                            ELSE now() END,
-        error_code = CASE WHEN {_CANCELLED} THEN '' ELSE 'worker_lost' END,
-        error_message = CASE WHEN {_CANCELLED} THEN ''
+        error_code = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE 'worker_lost' END,
+        error_message = CASE WHEN {_CANCEL_REQUESTED} THEN ''
                              ELSE 'the worker running this job stopped renewing its lease' END,
-        error_support_id = CASE WHEN j.attempts < j.max_attempts OR {_CANCELLED} THEN NULL
+        error_support_id = CASE WHEN j.attempts < j.max_attempts OR {_CANCEL_REQUESTED} THEN NULL
                                 ELSE gen_random_uuid() END,
         result = NULL,
         run_after = now(), dispatched_at = NULL, worker = '', {_RELEASE}
@@ -185,7 +185,7 @@ RETURNING id
 """
 
 MINE_STILL_RUNNING = (
-    "SELECT id, claim_id FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
+    "SELECT id, claim_id, kind FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
 )
 
 RETRY_NOW = f"""
@@ -203,8 +203,10 @@ WITH t AS (
 _JSON_COLUMNS = {"payload", "result"}
 
 
-def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Execute on Django's connection (the caller's transaction, if any); rows as dicts."""
+def execute(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Run one of the statements above on Django's connection (the caller's transaction,
+    if any); the rows it returned, as dicts. No row: the job was not in the expected state
+    (another worker, a cancel or the reaper got there first)."""
     params = {"actor": "", "message": "", "from_status": "", **params}
     for key in ("result",):
         if key in params and params[key] is not None:
@@ -222,6 +224,6 @@ def run(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def one(statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    rows = run(statement, params)
+def execute_one(statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    rows = execute(statement, params)
     return rows[0] if rows else None

@@ -18,6 +18,7 @@ from django.db import transaction
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
 from jobs import lifecycle
+from jobs.queue import enqueue
 
 logger = logging.getLogger("controlplane.jobs")
 
@@ -41,33 +42,20 @@ def _record_final(rows: list[dict[str, Any]], code: str, message: str) -> None:
 
 
 def time_out_overdue(job_id: Any = None, actor: str = "reaper") -> list[dict[str, Any]]:
-    rows = lifecycle.run(lifecycle.TIMEOUT_IF_OVERDUE, {"id": job_id, "actor": actor})
+    rows = lifecycle.execute(lifecycle.TIMEOUT_IF_OVERDUE, {"id": job_id, "actor": actor})
     _record_final(rows, "timeout", "The job took longer than its time limit.")
     return rows
-
-
-def enqueue(job_id: Any, timeout_seconds: int) -> None:
-    from django_q.tasks import async_task
-
-    async_task(
-        "jobs.runner.run_job",
-        str(job_id),
-        q_options={
-            "timeout": int(timeout_seconds) + settings.JOB_TIMEOUT_GRACE_SECONDS,
-            "task_name": f"job {job_id}",
-        },
-    )
 
 
 def run_maintenance() -> MaintenanceReport:
     report = MaintenanceReport()
     report.timed_out = len(time_out_overdue())
-    lost = lifecycle.run(lifecycle.REAP_LOST, {})
+    lost = lifecycle.execute(lifecycle.REAP_LOST, {})
     report.requeued = sum(1 for row in lost if row["status"] == "queued")
     report.failed_lost = len(lost) - report.requeued
     _record_final(lost, "worker_lost", "The worker running this job was lost.")
     with transaction.atomic():
-        due = lifecycle.run(
+        due = lifecycle.execute(
             lifecycle.DISPATCH_DUE,
             {"redispatch": settings.JOB_REDISPATCH_SECONDS, "limit": 500},
         )

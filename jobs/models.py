@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Count
 from django.db.models.functions import Now
 
 
@@ -20,19 +22,18 @@ TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatu
 
 
 class JobQuerySet(models.QuerySet["Job"]):
-    def stale(self) -> JobQuerySet:
-        """Running jobs whose worker stopped renewing its lease (killed, machine lost)."""
-        return self.filter(status=JobStatus.RUNNING, lease_expires_at__lt=Now())
-
-    def overdue(self) -> JobQuerySet:
-        return self.filter(status=JobStatus.RUNNING, timeout_at__lte=Now())
+    def status_counts(self, *, since: datetime) -> dict[str, int]:
+        """Jobs created since ``since``, counted by status: every status, zeros included."""
+        rows = self.filter(created_at__gte=since).order_by().values_list("status")
+        counts = dict(rows.annotate(Count("id")))
+        return {status: counts.get(status, 0) for status in JobStatus.values}
 
 
 class Job(models.Model):
     """A unit of background work. This row, not django-q2's tables, is the truth about it.
 
     Every status change is a conditional UPDATE on the previous status (and, from a
-    worker, on the attempt number it claimed) made in ``jobs.lifecycle``, so two
+    worker, on the claim it holds) made in ``jobs.lifecycle``, so two
     workers, or a worker and a cancel, can never both win.
     """
 

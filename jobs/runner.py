@@ -1,4 +1,8 @@
-"""Running one job inside a django-q2 worker: claim, run the handler, record the outcome."""
+"""Running one claimed job inside a django-q2 worker: the handler, then its outcome.
+
+Every outcome is written by a lifecycle statement that names this claim, so a
+worker that lost the job (reaped, cancelled, timed out) changes nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,24 @@ import json
 import logging
 import os
 import socket
-import time
 from typing import Any
 
 from django.conf import settings
 from django_q.exceptions import TimeoutException
 
-from controlplane.errors.exceptions import InternalServerError, UserFacingError
-from controlplane.errors.handlers import to_user_facing
+from controlplane.errors.exceptions import InternalServerError, UserFacingError, to_user_facing
 from controlplane.errors.recording import job_context, record_error
-from controlplane.health.metrics import JOB_DURATION, JOBS_FINISHED
 from controlplane.resilience.retry import RetryPolicy, is_retryable
-from jobs import handlers, lifecycle
+from jobs import lifecycle
+from jobs.context import (
+    Heartbeat,
+    JobCancelled,
+    JobContext,
+    JobLost,
+    JobTimedOut,
+    WorkerShuttingDown,
+)
+from jobs.registry import get_handler
 
 logger = logging.getLogger("controlplane.jobs")
 
@@ -36,35 +46,11 @@ def _record(error: UserFacingError, job: dict[str, Any]) -> str:
     return str(error.support_id)
 
 
-def run_job(job_id: str) -> str:
-    """django-q2 task: returns what happened (for django-q2's own records)."""
-    if draining is not None and draining.is_set():
-        lifecycle.run(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
-        return "skipped: worker draining"
-    job = lifecycle.one(
-        lifecycle.CLAIM,
-        {"id": job_id, "lease": settings.JOB_LEASE_SECONDS, "worker": worker_identity()},
-    )
-    if job is None:
-        return "skipped: not claimable (cancelled, already claimed, not due)"
-    started = time.monotonic()
-    outcome = "crashed"
-    try:
-        outcome = _run_claimed(job)
-    except TimeoutException:
-        outcome = "timed_out"  # django-q2's hard limit: it replaces this worker process
-        raise
-    finally:
-        label = outcome.split(" ")[0].rstrip(":;")
-        JOBS_FINISHED.labels(job["kind"], label).inc()
-        JOB_DURATION.labels(job["kind"], label).observe(time.monotonic() - started)
-    return outcome
-
-
-def _run_claimed(job: dict[str, Any]) -> str:
+def run_claimed(job: dict[str, Any]) -> str:
+    """Run the handler of a job this worker just claimed; returns what happened."""
     attempt = job["attempts"]
-    handler = handlers.get_handler(job["kind"])
-    ctx = handlers.JobContext(
+    handler = get_handler(job["kind"])
+    ctx = JobContext(
         job_id=str(job["id"]),
         claim_id=job["claim_id"],
         attempt=attempt,
@@ -79,40 +65,34 @@ def _run_claimed(job: dict[str, Any]) -> str:
             raise InternalServerError(
                 code="UNKNOWN_JOB_KIND", technical_message=f"no handler for kind {job['kind']!r}"
             )
-        with handlers.Heartbeat(ctx), job_context(ctx.job_id):
+        with Heartbeat(ctx), job_context(ctx.job_id):
             result = handler(ctx, ctx.payload)
         _check_json(result)
-    except handlers.JobCancelled:
-        lifecycle.run(lifecycle.CANCELLED_BY_HANDLER, mine)
+    except JobCancelled:
+        lifecycle.execute(lifecycle.CANCELLED_BY_HANDLER, mine)
         return "cancelled"
-    except (handlers.JobTimedOut, TimeoutException) as exc:
+    except (JobTimedOut, TimeoutException) as exc:
         error = InternalServerError(
             "The job took longer than its time limit.", code="timeout", technical_message=str(exc)
         )
-        lifecycle.run(
+        lifecycle.execute(
             lifecycle.TIMED_OUT,
             {**mine, "message": str(exc), "support_id": _record(error, job)},
         )
         if isinstance(exc, TimeoutException):
             raise  # django-q2 replaces the worker process
         return "timed out"
-    except handlers.WorkerShuttingDown:
-        requeue = settings.JOB_SHUTDOWN_ACTION == "requeue"
-        support_id = None
-        if not requeue:
-            error = InternalServerError(
-                "The job was interrupted by a worker shutdown.", code="worker_shutdown"
-            )
-            support_id = _record(error, job)
-        lifecycle.run(lifecycle.SHUTDOWN, {**mine, "requeue": requeue, "support_id": support_id})
+    except WorkerShuttingDown:
+        finish_interrupted(job["id"], job["claim_id"], job["kind"])
         return "interrupted by shutdown"
-    except handlers.JobLost:
+    except JobLost:
         return "lost the claim; stopped without writing"
     except Exception as exc:
         return _failed(job, mine, attempt, exc)
-    if lifecycle.one(lifecycle.SUCCEED, {**mine, "result": result, "result_url": ""}) is None:
+    succeeded = {**mine, "result": result, "result_url": ""}
+    if lifecycle.execute_one(lifecycle.SUCCEED, succeeded) is None:
         # A cancel arrived after the last checkpoint: cancelled, and the result is dropped.
-        if lifecycle.one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
+        if lifecycle.execute_one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
             return "cancelled (result discarded)"
         return "lost the claim; result discarded"
     return "succeeded"
@@ -147,7 +127,7 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
         )
         delay = policy.backoff(attempt)
     support_id = _record(error, job) if final else None
-    row = lifecycle.one(
+    row = lifecycle.execute_one(
         lifecycle.FAIL_OR_RETRY,
         {
             **mine,
@@ -158,7 +138,7 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
             "support_id": support_id,
         },
     )
-    if row is None and lifecycle.one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
+    if row is None and lifecycle.execute_one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
         return "cancelled"
     logger.info(
         "job %s attempt %s failed (%s); %s",
@@ -168,3 +148,20 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
         "final" if final else f"retry in {delay:.2f}s",
     )
     return "failed" if final else "retrying"
+
+
+def finish_interrupted(job_id: Any, claim_id: Any, kind: str) -> None:
+    """A job stopped by a worker shutdown (at a checkpoint, or killed after the drain time):
+    re-queued with its attempt not counted, or failed with ``worker_shutdown``
+    (JOB_SHUTDOWN_ACTION). A job whose cancel was requested ends cancelled either way."""
+    requeue = settings.JOB_SHUTDOWN_ACTION == "requeue"
+    support_id = None
+    if not requeue:
+        error = InternalServerError(
+            "The job was interrupted by a worker shutdown.", code="worker_shutdown"
+        )
+        support_id = _record(error, {"id": job_id, "kind": kind})
+    lifecycle.execute(
+        lifecycle.SHUTDOWN,
+        {"id": job_id, "claim": claim_id, "requeue": requeue, "support_id": support_id},
+    )

@@ -1,11 +1,43 @@
-"""django-q2 entry points for jobs (the task itself lives in jobs.runner.run_job)."""
+"""What django-q2 calls, by these dotted paths (stored in its queue and schedules)."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict
 
+from django.conf import settings
+from django_q.exceptions import TimeoutException
+
+from controlplane.lib.metrics import JOB_DURATION, JOBS_FINISHED
+from jobs import lifecycle, runner
 from jobs.maintenance import run_maintenance
 
 
+def run_job(job_id: str) -> str:
+    """Claim the job and run it; returns what happened (for django-q2's own records)."""
+    if runner.draining is not None and runner.draining.is_set():
+        lifecycle.execute(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
+        return "skipped: worker draining"
+    job = lifecycle.execute_one(
+        lifecycle.CLAIM,
+        {"id": job_id, "lease": settings.JOB_LEASE_SECONDS, "worker": runner.worker_identity()},
+    )
+    if job is None:
+        return "skipped: not claimable (cancelled, already claimed, not due)"
+    started = time.monotonic()
+    outcome = "crashed"
+    try:
+        outcome = runner.run_claimed(job)
+    except TimeoutException:
+        outcome = "timed_out"  # django-q2's hard limit: it replaces this worker process
+        raise
+    finally:
+        label = outcome.split(" ")[0].rstrip(":;")
+        JOBS_FINISHED.labels(job["kind"], label).inc()
+        JOB_DURATION.labels(job["kind"], label).observe(time.monotonic() - started)
+    return outcome
+
+
 def maintenance() -> dict[str, int]:
+    """The schedule's entry (a safety net for plain `qcluster`; runworker runs it each second)."""
     return asdict(run_maintenance())

@@ -29,8 +29,6 @@ from django.db import connection
 from django_q.brokers import get_broker
 from django_q.cluster import Cluster, Sentinel
 
-from controlplane.errors.exceptions import InternalServerError
-from controlplane.errors.recording import record_error
 from jobs import lifecycle, runner
 from jobs.maintenance import run_maintenance
 
@@ -125,7 +123,7 @@ class Worker:
         deadline = started + settings.JOB_DRAIN_SECONDS
         runner.draining.set()  # no new claims in this cluster
         prefix = f"{self.worker_id}/%"
-        asked = lifecycle.run(lifecycle.REQUEST_SHUTDOWN, {"prefix": prefix})
+        asked = lifecycle.execute(lifecycle.REQUEST_SHUTDOWN, {"prefix": prefix})
         logger.info("asked %d running job(s) to stop at their next checkpoint", len(asked))
         stopper = threading.Thread(target=self._stop_cluster, args=(cluster,), daemon=True)
         stopper.start()
@@ -151,22 +149,6 @@ class Worker:
 
     def _finish_abandoned(self, prefix: str) -> None:
         """Jobs this worker still holds (killed mid-drain): re-queue or fail them now."""
-        requeue = settings.JOB_SHUTDOWN_ACTION == "requeue"
-        for row in lifecycle.run(lifecycle.MINE_STILL_RUNNING, {"prefix": prefix}):
-            support_id = None
-            if not requeue:
-                error = InternalServerError(
-                    "The job was interrupted by a worker shutdown.", code="worker_shutdown"
-                )
-                record_error(error, service="jobs", job_id=row["id"])
-                support_id = str(error.support_id)
-            lifecycle.run(
-                lifecycle.SHUTDOWN,
-                {
-                    "id": row["id"],
-                    "claim": row["claim_id"],
-                    "requeue": requeue,
-                    "support_id": support_id,
-                },
-            )
+        for row in lifecycle.execute(lifecycle.MINE_STILL_RUNNING, {"prefix": prefix}):
+            runner.finish_interrupted(row["id"], row["claim_id"], row["kind"])
         connection.close()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from typing import Any
 
 from django.contrib import admin, messages
@@ -12,13 +10,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from controlplane.lib.uuids import exact_uuid
 from lookups.models import MicroService
-from lookups.stats import collect_stats
+from lookups.resolver import get_lookups
 from lookups.warming import warm_everywhere
-
-_UUID = re.compile(
-    r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
-)
 
 
 def _warm_message(result: dict[str, Any]) -> str:
@@ -42,13 +37,15 @@ class MicroServiceAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if _UUID.match(term):
-            return queryset.filter(uuid=uuid.UUID(term)), False
+        value = exact_uuid(term)
+        if value is not None:
+            return queryset.filter(uuid=value), False
         return queryset.filter(slug__startswith=term.lower()), False
 
     @admin.action(permissions=["change"], description="Warm lookup cache (every process)")
     def warm_cache(self, request: HttpRequest, queryset: QuerySet) -> None:
-        result = warm_everywhere(slugs=list(queryset.values_list("slug", flat=True)))
+        slugs = list(queryset.values_list("slug", flat=True))
+        result = warm_everywhere(get_lookups(), slugs=slugs)
         self.message_user(request, _warm_message(result), messages.SUCCESS)
 
     def get_urls(self) -> list[Any]:
@@ -64,7 +61,7 @@ class MicroServiceAdmin(admin.ModelAdmin):
             if not self.has_change_permission(request):
                 messages.error(request, "Warming the cache needs the ops group.")
             else:
-                messages.success(request, _warm_message(warm_everywhere()))
+                messages.success(request, _warm_message(warm_everywhere(get_lookups())))
             return HttpResponseRedirect(reverse("admin:lookups_stats"))
         return TemplateResponse(
             request,
@@ -72,7 +69,7 @@ class MicroServiceAdmin(admin.ModelAdmin):
             {
                 **self.admin_site.each_context(request),
                 "title": "Lookup cache statistics",
-                "stats": collect_stats(),
+                "stats": get_lookups().stats(),
                 "can_warm": self.has_change_permission(request),
                 "opts": self.model._meta,
             },

@@ -16,20 +16,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.errors.exceptions import ConflictError, NotFoundError, UserFacingError
-from controlplane.openapi import cursor_page
-from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, IsSupport
-from controlplane.strict import StrictInput
+from controlplane.lib.pagination import cursor_page
+from controlplane.lib.permissions import IsAnyGroup, IsClient, IsOps, IsSupport
+from controlplane.lib.strict import StrictInput
 from lookups import warming
-from lookups.flow import LookupResult, get_lookups
-from lookups.models import SLUG_MAX_LENGTH, MicroService, slug_validator
-from lookups.stats import collect_stats
+from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService, slug_validator
+from lookups.resolver import LookupResult, get_lookups
 
 SLUG_PARAMETER = OpenApiParameter(
     "slug",
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
     description="lowercase letters, digits and single hyphens, e.g. wall-painting",
-    pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+    pattern=SLUG_PATTERN,
 )
 
 
@@ -98,7 +97,7 @@ class StatsView(APIView):
         )
     )
     def get(self, request: Request) -> Response:
-        return Response(collect_stats())
+        return Response(get_lookups().stats())
 
 
 class WarmInput(StrictInput, serializers.Serializer):
@@ -122,7 +121,9 @@ class WarmView(APIView):
     def post(self, request: Request) -> Response:
         data = WarmInput(data=request.data)
         data.is_valid(raise_exception=True)
-        result = warming.warm_everywhere(slugs=data.validated_data.get("slugs") or None)
+        result = warming.warm_everywhere(
+            get_lookups(), slugs=data.validated_data.get("slugs") or None
+        )
         return Response(result)
 
 
@@ -150,12 +151,8 @@ class _RegistryView(APIView):
 
     def get_permissions(self) -> list[Any]:
         if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            return [_AnyGroup()]
+            return [IsAnyGroup()]
         return [IsOps()]
-
-
-class _AnyGroup(IsClient):
-    groups = (CLIENTS, SUPPORT, OPS)
 
 
 def _save(serializer: MicroServiceSerializer) -> MicroService:

@@ -5,25 +5,11 @@ import sys
 import threading
 
 from django.apps import AppConfig
+from django.conf import settings
+from django.db import connection
 
 logger = logging.getLogger("controlplane.lookups")
 SERVER_COMMANDS = ("runserver", "qcluster", "runworker", "gunicorn")
-
-
-def _warm_soon() -> None:
-    def run() -> None:
-        from django.db import connection
-
-        from lookups.flow import get_lookups
-
-        try:
-            logger.info("warmed %d lookup cache entries at start", get_lookups().warm())
-        except Exception:
-            logger.exception("warming the lookup cache at start failed")
-        finally:
-            connection.close()
-
-    threading.Timer(1.0, run).start()
 
 
 class LookupsConfig(AppConfig):
@@ -31,9 +17,27 @@ class LookupsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.conf import settings
+        # Imported here, not at the top: they import models, which load after app configs.
+        from controlplane.breakers.circuit import reserve
+        from controlplane.breakers.signals import breaker_transition
+        from lookups import resolver
 
+        reserve(resolver.BREAKER)  # this service's own breaker: not for remote reports
+        breaker_transition.connect(
+            resolver.count_breaker_opens, dispatch_uid="lookups.breaker_opens"
+        )
         if settings.LOOKUP_WARM_ON_START and any(
             cmd in arg for arg in sys.argv for cmd in SERVER_COMMANDS
         ):
-            _warm_soon()
+            threading.Timer(1.0, _warm_at_start).start()
+
+
+def _warm_at_start() -> None:
+    from lookups.resolver import get_lookups  # models are loaded by now, not at import
+
+    try:
+        logger.info("warmed %d lookup cache entries at start", get_lookups().warm())
+    except Exception:
+        logger.exception("warming the lookup cache at start failed")
+    finally:
+        connection.close()

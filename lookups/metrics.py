@@ -47,12 +47,20 @@ COUNTERS = (
     "errors",
     "breaker_opens",
 )
+# The one source of the lookup alert thresholds: figure -> (raise when "<" or ">", limit).
 ALERTS = {
     "hit_rate": ("<", 0.5),
     "db_avg_ms": (">", 100.0),
     "success_rate": ("<", 0.9),
     "fallback_rate": (">", 0.2),
 }
+
+
+def thresholds() -> dict[str, float]:
+    """ALERTS for people: {"hit_rate_below": 0.5, "db_avg_ms_above": 100.0, ...}."""
+    return {
+        f"{key}_{'below' if op == '<' else 'above'}": limit for key, (op, limit) in ALERTS.items()
+    }
 
 
 class Histogram:

@@ -1,30 +1,49 @@
-"""Lookup stats for this process and summed over every process that reported recently."""
+"""Lookup stats: each process writes its figures every few seconds; readers sum the recent ones."""
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+from contextlib import suppress
 from datetime import timedelta
 from typing import Any
 
+from django.db import OperationalError
+from django.db.models.functions import Now
 from django.utils import timezone
 
-from lookups.flow import get_lookups, process_name
-from lookups.metrics import merge, summarise
+from lookups.metrics import LookupMetrics, merge, summarise, thresholds
 from lookups.models import ProcessStats
 
 RECENT = timedelta(minutes=5)
 
 
-def collect_stats() -> dict[str, Any]:
-    lookups = get_lookups()
-    lookups.flush_stats()
-    mine = lookups.metrics.raw()
+def process_name() -> str:
+    """This process as stats rows and warm reports name it: host:pid:role."""
+    role = "worker" if any(a in ("qcluster", "runworker") for a in sys.argv) else "web"
+    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+
+
+def flush(metrics: LookupMetrics, cache_size: int) -> None:
+    """Write this process's figures (its row is replaced each time)."""
+    with suppress(OperationalError):  # database down: the stats wait for the next flush
+        ProcessStats.objects.update_or_create(
+            process=process_name(),
+            defaults={"data": {**metrics.raw(), "cache_size": cache_size}, "updated_at": Now()},
+        )
+
+
+def collect(metrics: LookupMetrics, cache_size: int) -> dict[str, Any]:
+    """This process, the sum over every process that reported in the last five minutes,
+    and each of them, with their alert flags."""
     rows = list(
         ProcessStats.objects.filter(updated_at__gte=timezone.now() - RECENT).values(
             "process", "data", "updated_at"
         )
     )
     return {
-        "process": {"name": process_name(), "cache_size": len(lookups.cache), **summarise(mine)},
+        "process": {"name": process_name(), "cache_size": cache_size, **summarise(metrics.raw())},
         "aggregate": {"processes": len(rows), **summarise(merge([r["data"] for r in rows]))},
         "processes": [
             {
@@ -35,10 +54,5 @@ def collect_stats() -> dict[str, Any]:
             }
             for r in rows
         ],
-        "thresholds": {
-            "hit_rate_below": 0.5,
-            "db_avg_ms_above": 100,
-            "success_rate_below": 0.9,
-            "fallback_rate_above": 0.2,
-        },
+        "thresholds": thresholds(),
     }

@@ -12,8 +12,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from controlplane.apps import sync_groups
-from controlplane.permissions import CLIENTS, OPS, SUPPORT
+from controlplane.lib.permissions import CLIENTS, OPS, SUPPORT, sync_groups
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -118,9 +117,9 @@ def _close_side_connections(request: pytest.FixtureRequest) -> Any:
     (set up after django_db_setup, so torn down before it)."""
     request.getfixturevalue("django_db_setup")
     yield
-    from controlplane import notifications
-    from controlplane.breakers.runtime import registry
+    from controlplane.breakers.registry import registry
     from controlplane.errors.store import get_store
+    from controlplane.lib import notifications
 
     notifications.listener.stop()
     registry.side.close()

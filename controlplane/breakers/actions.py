@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from django.contrib.admin.models import CHANGE, LogEntry
 
-from controlplane.breakers import transitions as sql
-from controlplane.breakers.library import NAME
+from controlplane.breakers import sql
+from controlplane.breakers.circuit import NAME
 from controlplane.breakers.models import Breaker
-from controlplane.breakers.runtime import registry
+from controlplane.breakers.registry import registry
+from controlplane.breakers.snapshot import HALF_OPEN, Permit
 from controlplane.errors.exceptions import NotFoundError, ValidationError
 
 OverrideAction = Literal["reset", "force_open", "disable"]
@@ -47,7 +48,7 @@ def override_breaker(
         "expires_in": expires_in,
         **sql.event_params("override", "", username, {"action": action}),
     }
-    row = registry.side.run(lambda c: sql._run(c, _STATEMENTS[action], params))
+    row = registry.side.run(lambda c: sql.run(c, _STATEMENTS[action], params))
     if row is None:
         raise NotFoundError(f"No breaker named {name!r}.", code="BREAKER_NOT_FOUND")
     registry.invalidate(name)
@@ -71,8 +72,6 @@ def report_outcome(*, name: str, outcome: Literal["success", "failure"]) -> Brea
     runtime = registry.get(name)
     snap = runtime.reload()
     if snap is not None:
-        from controlplane.breakers.runtime import HALF_OPEN, Permit
-
         # A remote report in half-open is a probe result (its lease, if any, expires).
         permit = Permit(snap.generation, probe=snap.state == HALF_OPEN)
         if outcome == "failure":

@@ -13,18 +13,21 @@ from django.utils.html import format_html
 
 from controlplane.breakers import actions
 from controlplane.breakers.models import Breaker, BreakerEvent, OpenBreaker
+from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN, HALF_OPEN, OPEN
 from controlplane.errors.exceptions import UserFacingError
 
-STATE_COLOURS = {"closed": "#2e7d32", "open": "#c62828", "half_open": "#ef6c00"}
+STATE_COLOURS = {
+    CLOSED: "#2e7d32",
+    OPEN: "#c62828",
+    FORCED_OPEN: "#c62828",
+    HALF_OPEN: "#ef6c00",
+}
 
 
 def state_badge(breaker: Breaker) -> str:
-    label = "forced open" if breaker.override == "forced_open" else breaker.get_state_display()
-    colour = (
-        STATE_COLOURS["open"]
-        if breaker.override == "forced_open"
-        else STATE_COLOURS.get(breaker.state, "#555")
-    )
+    state = breaker.effective_state
+    label = "forced open" if state == FORCED_OPEN else breaker.get_state_display()
+    colour = STATE_COLOURS.get(state, "#555")
     extra = " (disabled)" if breaker.override == "disabled" else ""
     return format_html(
         '<span class="breaker-state breaker-{}" style="background:{};color:#fff;'

@@ -7,25 +7,18 @@ from typing import Any
 from django.urls import path
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.breakers import actions
-from controlplane.breakers.library import NAME
+from controlplane.breakers.circuit import NAME, is_reserved
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.breakers.models import Breaker
-from controlplane.breakers.runtime import CircuitOpenError, registry
+from controlplane.breakers.registry import registry
 from controlplane.errors.exceptions import ForbiddenError, InvalidRequestError, NotFoundError
-from controlplane.permissions import CLIENTS, OPS, SUPPORT, IsClient, IsOps, in_groups
-from controlplane.strict import StrictInput
-
-
-class InAnyGroup(BasePermission):
-    message = "This action needs the 'clients', 'support' or 'ops' group."
-
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return in_groups(request.user, CLIENTS, SUPPORT, OPS)
+from controlplane.lib.permissions import IsAnyGroup, IsClient, IsOps
+from controlplane.lib.strict import StrictInput
 
 
 class OverrideOutput(serializers.Serializer):
@@ -95,12 +88,8 @@ def _valid_name(name: str) -> str:
 
 def _remote_name(name: str) -> str:
     """Names remote services may report on: not the breakers this service runs itself."""
-    from django.conf import settings
-
-    from lookups.flow import BREAKER as LOOKUPS_BREAKER
-
     _valid_name(name)
-    if name == LOOKUPS_BREAKER or name in settings.PROVIDERS or name in settings.PROVIDER_GROUPS:
+    if is_reserved(name):
         raise ForbiddenError(
             f"Breaker {name!r} belongs to this service; remote outcomes and permits are refused.",
             code="BREAKER_RESERVED",
@@ -116,7 +105,7 @@ def _get(name: str) -> Breaker:
 
 
 class BreakerListView(APIView):
-    permission_classes = [InAnyGroup]
+    permission_classes = [IsAnyGroup]
 
     @extend_schema(responses=BreakerOutput(many=True))
     def get(self, request: Request) -> Response:
@@ -124,7 +113,7 @@ class BreakerListView(APIView):
 
 
 class BreakerDetailView(APIView):
-    permission_classes = [InAnyGroup]
+    permission_classes = [IsAnyGroup]
 
     @extend_schema(responses=BreakerOutput)
     def get(self, request: Request, name: str) -> Response:

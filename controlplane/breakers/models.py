@@ -4,6 +4,8 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models.functions import Now
 
+from controlplane.breakers.snapshot import effective_state
+
 
 class BreakerState(models.TextChoices):
     CLOSED = "closed"
@@ -22,11 +24,17 @@ class Override(models.TextChoices):
     DISABLED = "disabled", "disabled (always permit)"
 
 
+class BreakerQuerySet(models.QuerySet["Breaker"]):
+    def not_closed(self) -> BreakerQuerySet:
+        """Breakers that are open, half-open or under an override (forced open, disabled)."""
+        return self.exclude(state=BreakerState.CLOSED, override=Override.NONE)
+
+
 class Breaker(models.Model):
     """A circuit breaker shared by every process through this row.
 
     Every state change is one conditional UPDATE on (state, generation) made by
-    ``controlplane.breakers.transitions``; the generation increases on each
+    ``controlplane.breakers.sql``; the generation increases on each
     transition, so results from an older generation are ignored.
     """
 
@@ -81,16 +89,23 @@ class Breaker(models.Model):
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(db_default=Now())
 
+    objects = BreakerQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_state_display()})"
 
+    @property
+    def effective_state(self) -> str:
+        """closed, open, half_open, or forced_open (an operator's override wins)."""
+        return effective_state(self.state, self.override)
+
 
 class OpenBreakerManager(models.Manager["OpenBreaker"]):
     def get_queryset(self) -> models.QuerySet:
-        return super().get_queryset().exclude(state=BreakerState.CLOSED, override="")
+        return BreakerQuerySet(self.model, using=self._db).not_closed()
 
 
 class OpenBreaker(Breaker):

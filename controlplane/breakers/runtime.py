@@ -1,4 +1,4 @@
-"""Per-process breaker state: a snapshot of the shared row plus local counters.
+"""One breaker in one process: a snapshot of the shared row plus local counters.
 
 Closed breakers are decided from the snapshot without touching the database;
 the snapshot is dropped when any process changes the breaker (NOTIFY from the
@@ -16,90 +16,31 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from django.conf import settings
 
-from controlplane import notifications, sidedb
-from controlplane.breakers import transitions as sql
+from controlplane.breakers import sql
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.breakers.signals import breaker_transition
-from controlplane.errors.exceptions import ServiceUnavailableError, service_code_prefix
-from controlplane.health.metrics import BREAKER_REJECTIONS, BREAKER_TRANSITIONS
+from controlplane.breakers.snapshot import (
+    CLOSED,
+    DISABLED,
+    FORCED_OPEN,
+    HALF_OPEN,
+    OPEN,
+    Permit,
+    Snapshot,
+    placeholder,
+    snapshot_from_row,
+)
+from controlplane.lib.metrics import BREAKER_REJECTIONS, BREAKER_TRANSITIONS
+
+if TYPE_CHECKING:
+    from controlplane.breakers.registry import Registry
 
 logger = logging.getLogger("controlplane.breakers")
-monotonic = time.monotonic
-
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
-FORCED_OPEN, DISABLED = "forced_open", "disabled"
-
-
-class CircuitOpenError(ServiceUnavailableError):
-    """The breaker refused the call; ``retry_after`` says when to try again."""
-
-    def __init__(self, name: str, retry_after: float | None, state: str) -> None:
-        super().__init__(
-            "A service we depend on is temporarily unavailable; please retry later.",
-            code=f"{service_code_prefix(name)}_CIRCUIT_OPEN",
-            retry_after=None if retry_after is None else max(0.0, round(retry_after, 3)),
-            technical_message=f"circuit breaker {name!r} is {state}",
-            metadata={"breaker": name, "state": state},
-        )
-        self.breaker_name = name
-        self.breaker_state = state
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    state: str
-    generation: int
-    override: str
-    fresh_until: float
-    open_until: float | None  # monotonic
-    override_until: float | None  # monotonic
-    consecutive_failures: int
-    rate_enabled: bool
-    fail_open: bool
-    failure_threshold: int
-    cooldown_seconds: float
-    half_open_max_probes: int
-
-    @property
-    def fast(self) -> bool:
-        """Permit without a database round trip (plain closed, or disabled forever)."""
-        return self.override_until is None and (
-            (self.state == CLOSED and self.override != FORCED_OPEN) or self.override == DISABLED
-        )
-
-    @property
-    def track_successes(self) -> bool:
-        return self.consecutive_failures > 0 or self.rate_enabled
-
-
-def snapshot_from_row(row: dict[str, Any]) -> Snapshot:
-    now = monotonic()
-    return Snapshot(
-        state=row["state"],
-        generation=row["generation"],
-        override=row["override"],
-        fresh_until=now + settings.BREAKER_SNAPSHOT_TTL,
-        open_until=None if row["open_left"] is None else now + row["open_left"],
-        override_until=None if row["override_left"] is None else now + row["override_left"],
-        consecutive_failures=row["consecutive_failures"],
-        rate_enabled=row["failure_rate_threshold"] is not None,
-        fail_open=row["fail_open"],
-        failure_threshold=row["failure_threshold"],
-        cooldown_seconds=row["cooldown_seconds"],
-        half_open_max_probes=row["half_open_max_probes"],
-    )
-
-
-@dataclass(frozen=True)
-class Permit:
-    generation: int
-    probe: bool = False  # a half-open probe: its outcome decides the breaker
-    probe_lease: datetime | None = None
-    local: bool = False  # granted from local state while the database was unreachable
 
 
 def _default_config() -> dict[str, Any]:
@@ -117,37 +58,37 @@ class BreakerRuntime:
     last_flush: float = 0.0
     local_failures: int = 0
     local_open_until: float = 0.0
-    version: int = 0  # bumped by every invalidation, so a read racing one is not cached
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- reading -------------------------------------------------------------------
     def current(self) -> Snapshot | None:
         snap = self.snapshot
-        if snap is not None and monotonic() < snap.fresh_until:
+        if snap is not None and time.monotonic() < snap.fresh_until:
             return snap
         return self.reload()
 
     def reload(self) -> Snapshot | None:
         if not self.registry.may_try_database():
             return None
-        notifications.listener.ensure_running()  # e.g. in a child forked after first use
-        version = self.version
+        guard = self.registry.guard
+        guard.listen()  # e.g. in a child forked after first use
+        seen = guard.stamp(self.name)
         try:
             row = self.registry.side.run(self._load)
         except psycopg.Error as exc:
             self.registry.database_failed(exc)
             return None
         self.registry.database_ok()
-        if version != self.version:  # changed while we read: the row may already be stale
+        if guard.stamp(self.name) != seen:  # changed while we read: the row may be stale
             self.snapshot = None
             return snapshot_from_row(row)
         return self._adopt(row)
 
     def _load(self, cursor: psycopg.Cursor) -> dict[str, Any]:
-        row = sql._run(cursor, sql.SNAPSHOT, {"name": self.name})
+        row = sql.run(cursor, sql.SNAPSHOT, {"name": self.name})
         if row is None:  # first use anywhere: create it with the settings defaults
             cursor.execute(sql.ENSURE, {**_default_config(), **self.config, "name": self.name})
-            row = sql._run(cursor, sql.SNAPSHOT, {"name": self.name})
+            row = sql.run(cursor, sql.SNAPSHOT, {"name": self.name})
         if row is None:
             raise RuntimeError(f"breaker {self.name!r} was deleted while being created")
         return row
@@ -161,10 +102,6 @@ class BreakerRuntime:
         self.local_failures, self.local_open_until = 0, 0.0
         return snap
 
-    def invalidate(self) -> None:
-        self.version += 1
-        self.snapshot = None
-
     # --- deciding ------------------------------------------------------------------
     def acquire(self) -> Permit:
         """A permit for one call, or CircuitOpenError."""
@@ -173,7 +110,7 @@ class BreakerRuntime:
             snap = self.current()
             if snap is None:
                 return self._local_permit()
-            now = monotonic()
+            now = time.monotonic()
             if snap.override and snap.override_until is not None and now >= snap.override_until:
                 self._transition(sql.EXPIRE_OVERRIDE, snap, "override_expired")
                 continue
@@ -200,7 +137,7 @@ class BreakerRuntime:
     def allows(self) -> bool:
         """Would a call be permitted now? Takes no probe lease."""
         snap = self.current()
-        now = monotonic()
+        now = time.monotonic()
         if snap is None:
             return self._local_allows()
         if snap.override == DISABLED:
@@ -216,17 +153,16 @@ class BreakerRuntime:
     def _refuse(self, snap: Snapshot, retry_after: float | None) -> CircuitOpenError:
         self.registry.count("rejections", self.name)
         BREAKER_REJECTIONS.labels(self.name).inc()
-        state = FORCED_OPEN if snap.override == FORCED_OPEN else snap.state
-        return CircuitOpenError(self.name, retry_after, state)
+        return CircuitOpenError(self.name, retry_after, snap.effective_state)
 
     def _local_allows(self) -> bool:
-        return monotonic() >= self.local_open_until
+        return time.monotonic() >= self.local_open_until
 
     def _local_permit(self) -> Permit:
         """The database is unreachable: decide from what this process knows."""
         known = self.last_known
         fail_open = known.fail_open if known else settings.BREAKER_DEFAULTS["fail_open"]
-        now = monotonic()
+        now = time.monotonic()
         if not fail_open:
             self.registry.count("rejections", self.name)
             raise CircuitOpenError(self.name, 5.0, "unknown")
@@ -242,7 +178,7 @@ class BreakerRuntime:
     def _acquire_probe(self, snap: Snapshot) -> datetime | None:
         try:
             row = self.registry.side.run(
-                lambda c: sql._run(
+                lambda c: sql.run(
                     c, sql.ACQUIRE_PROBE, {"name": self.name, "generation": snap.generation}
                 )
             )
@@ -261,7 +197,7 @@ class BreakerRuntime:
             # half-open period must not close a newer one (the SQL matches no row then).
             self._transition(
                 sql.PROBE_SUCCESS,
-                replace_generation(permit.generation),
+                placeholder(permit.generation),
                 "transition",
                 from_state=HALF_OPEN,
                 lease=permit.probe_lease,
@@ -272,11 +208,11 @@ class BreakerRuntime:
             return
         with self.lock:
             self.pending_successes += 1
-            due = snap.consecutive_failures > 0 or monotonic() - self.last_flush >= 1.0
+            due = snap.consecutive_failures > 0 or time.monotonic() - self.last_flush >= 1.0
             if not due:
                 return
             successes, self.pending_successes = self.pending_successes, 0
-            self.last_flush = monotonic()
+            self.last_flush = time.monotonic()
         params = {
             "name": self.name,
             "generation": snap.generation,
@@ -295,7 +231,7 @@ class BreakerRuntime:
         if permit.local:
             self._local_failure()
             return
-        snap = self.snapshot or replace_generation(permit.generation)
+        snap = self.snapshot or placeholder(permit.generation)
         statement = sql.PROBE_FAILURE if permit.probe else sql.RECORD_FAILURE
         from_state = HALF_OPEN if permit.probe else CLOSED
         if permit.generation != snap.generation:
@@ -317,7 +253,7 @@ class BreakerRuntime:
             self.local_failures += 1
             if self.local_failures >= threshold:
                 self.local_failures = 0
-                self.local_open_until = monotonic() + cooldown
+                self.local_open_until = time.monotonic() + cooldown
                 logger.warning(
                     "breaker %s opened locally (database unreachable) for %.0f s",
                     self.name,
@@ -341,7 +277,7 @@ class BreakerRuntime:
             **sql.event_params(kind, from_state or snap.state),
         }
         try:
-            row = self.registry.side.run(lambda c: sql._run(c, statement, params))
+            row = self.registry.side.run(lambda c: sql.run(c, statement, params))
         except psycopg.Error as exc:
             self.registry.database_failed(exc)
             return None
@@ -365,94 +301,3 @@ class BreakerRuntime:
             to_state=new.state,
             generation=new.generation,
         )
-
-
-def replace_generation(generation: int) -> Snapshot:
-    """A placeholder snapshot carrying only the generation a permit was granted in."""
-    return Snapshot(
-        state=CLOSED,
-        generation=generation,
-        override="",
-        fresh_until=0.0,
-        open_until=None,
-        override_until=None,
-        consecutive_failures=0,
-        rate_enabled=False,
-        fail_open=True,
-        failure_threshold=settings.BREAKER_DEFAULTS["failure_threshold"],
-        cooldown_seconds=settings.BREAKER_DEFAULTS["cooldown_seconds"],
-        half_open_max_probes=1,
-    )
-
-
-class Registry:
-    """Every breaker runtime of this process, invalidated over NOTIFY."""
-
-    def __init__(self) -> None:
-        self.runtimes: dict[str, BreakerRuntime] = {}
-        self.lock = threading.Lock()
-        self.side = sidedb.SideConnection(
-            lambda: sidedb.default_conninfo(
-                application_name="controlplane-breakers",
-                connect_timeout=settings.BREAKER_DB_CONNECT_TIMEOUT,
-                statement_timeout_ms=5000,
-            )
-        )
-        self.degraded = False
-        self.degraded_since: float | None = None
-        self.retry_database_at = 0.0
-        self.last_error = ""
-        self.counters: dict[tuple[str, str], int] = {}
-        self.subscribed = False
-
-    def get(self, name: str, config: dict[str, Any] | None = None) -> BreakerRuntime:
-        runtime = self.runtimes.get(name)
-        if runtime is None:
-            with self.lock:
-                runtime = self.runtimes.get(name)
-                if runtime is None:
-                    runtime = BreakerRuntime(name=name, registry=self, config=dict(config or {}))
-                    self.runtimes[name] = runtime
-            self.ensure_listening()
-        return runtime
-
-    def ensure_listening(self) -> None:
-        if not self.subscribed:
-            self.subscribed = True
-            notifications.subscribe(sql.CHANNEL, self.invalidate, self.invalidate_all)
-        else:
-            notifications.listener.ensure_running()  # after fork, a new thread
-
-    def invalidate(self, name: str) -> None:
-        runtime = self.runtimes.get(name)
-        if runtime is not None:
-            runtime.invalidate()
-
-    def invalidate_all(self) -> None:
-        for runtime in list(self.runtimes.values()):
-            runtime.invalidate()
-
-    def may_try_database(self) -> bool:
-        return not self.degraded or monotonic() >= self.retry_database_at
-
-    def database_failed(self, exc: Exception) -> None:
-        if not self.degraded:
-            logger.error("breakers: database unreachable, deciding from local state (%s)", exc)
-            self.degraded_since = monotonic()
-        self.degraded = True
-        self.last_error = str(exc)
-        self.retry_database_at = monotonic() + 1.0
-        self.count("database_errors", "")
-
-    def database_ok(self) -> None:
-        if self.degraded:
-            logger.warning("breakers: database reachable again")
-        self.degraded = False
-        self.degraded_since = None
-
-    def count(self, metric: str, name: str) -> None:
-        key = (metric, name)
-        self.counters[key] = self.counters.get(key, 0) + 1
-
-
-registry = Registry()

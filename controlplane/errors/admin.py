@@ -17,13 +17,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from controlplane.errors import store
+from controlplane.errors import spool
+from controlplane.errors.exceptions import reference_text
 from controlplane.errors.models import ErrorGroup, ErrorRecord
-from controlplane.paginators import EstimatedCountPaginator
+from controlplane.lib.pagination import EstimatedCountPaginator
+from controlplane.lib.uuids import find_uuid
 
-_UUID_IN_TEXT = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-)
 _PREFIX = re.compile(r"^[0-9a-fA-F-]{8,36}$")
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 MIN_PREFIX = 8
@@ -36,9 +35,9 @@ def parse_support_query(text: str) -> tuple[str, Any]:
     Accepts a UUID with or without dashes, inside text such as "(Reference: ...)".
     """
     text = text.strip()
-    found = _UUID_IN_TEXT.search(text)
+    found = find_uuid(text)
     if found:
-        return "uuid", uuid.UUID(found.group(0).replace("-", ""))
+        return "uuid", found
     compact = text.replace("-", "")
     if _PREFIX.match(text) and len(compact) >= MIN_PREFIX:
         # A UUID prefix is a range on the unique index: [prefix000..., prefixfff...].
@@ -176,7 +175,7 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
 
     @admin.display(description="message shown")
     def shown_message(self, record: ErrorRecord) -> str:
-        return f"{record.user_message} (Reference: {record.support_id})"
+        return reference_text(record.user_message, record.support_id)
 
     @admin.display(description="traceback")
     def traceback_block(self, record: ErrorRecord) -> str:
@@ -260,7 +259,7 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
             pk = ErrorRecord.objects.filter(support_id=value).values_list("pk", flat=True).first()
             if pk is not None:
                 return HttpResponseRedirect(reverse("admin:errors_errorrecord_change", args=[pk]))
-            if store.find_spooled(str(value)) is not None:
+            if spool.find(str(value)) is not None:
                 messages.warning(
                     request,
                     f"{value} was recorded while the database was unavailable and is waiting "

@@ -9,19 +9,18 @@ from django.core.validators import RegexValidator
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import SAFE_METHODS, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.errors import store
-from controlplane.errors.exceptions import NotFoundError, UserFacingError
+from controlplane.errors import spool
+from controlplane.errors.exceptions import NotFoundError, UserFacingError, reference_text
 from controlplane.errors.models import ErrorGroup, ErrorRecord
-from controlplane.errors.recording import build_row, save_row
-from controlplane.openapi import cursor_page
-from controlplane.permissions import IsClient, IsSupport
-from controlplane.strict import StrictInput
+from controlplane.errors.recording import record_error
+from controlplane.lib.pagination import NewestFirstPagination, cursor_page
+from controlplane.lib.permissions import IsClient, IsSupport
+from controlplane.lib.strict import StrictInput
 
 
 class ErrorReportInput(StrictInput, serializers.Serializer):
@@ -73,7 +72,7 @@ class ErrorRecordOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def get_message(self, record: ErrorRecord) -> str:
-        return f"{record.user_message} (Reference: {record.support_id})"
+        return reference_text(record.user_message, record.support_id)
 
 
 class ErrorGroupOutput(serializers.Serializer):
@@ -88,13 +87,6 @@ class ErrorListFilters(StrictInput, serializers.Serializer):
     service = serializers.CharField(required=False, max_length=100)
     since = serializers.DateTimeField(required=False)
     until = serializers.DateTimeField(required=False)
-
-
-class ErrorCursorPagination(CursorPagination):
-    ordering = "-created_at"
-    page_size = 50
-    page_size_query_param = "page_size"
-    max_page_size = 200
 
 
 class ErrorListCreateView(APIView):
@@ -123,18 +115,18 @@ class ErrorListCreateView(APIView):
             support_id=report.get("support_id"),
         )
         error.error_type = report["type"]
-        row = build_row(
-            error,
-            service=report["service"],
-            job_id=report.get("job_id"),
-            occurred_at=report.get("occurred_at"),
-            api_client=request.user.get_username(),
-        )
         # A repeated support_id is acknowledged, not stored twice. Two reports of it at
         # once both pass the check: the insert (ON CONFLICT DO NOTHING) decides the 201.
         already = ErrorRecord.objects.filter(support_id=error.support_id).exists()
         if not already:
-            already = save_row(row) == "duplicate"  # spooled counts as accepted
+            recorded = record_error(
+                error,
+                service=report["service"],
+                job_id=report.get("job_id"),
+                occurred_at=report.get("occurred_at"),
+                api_client=request.user.get_username(),
+            )
+            already = recorded.saved == "duplicate"  # spooled counts as accepted
         body = ErrorReportOutput({"support_id": error.support_id, "message": error.message}).data
         return Response(body, status=status.HTTP_200_OK if already else status.HTTP_201_CREATED)
 
@@ -156,7 +148,7 @@ class ErrorListCreateView(APIView):
             query = query.filter(created_at__gte=wanted["since"])
         if "until" in wanted:
             query = query.filter(created_at__lt=wanted["until"])
-        paginator = ErrorCursorPagination()
+        paginator = NewestFirstPagination()
         page = paginator.paginate_queryset(query, request, view=self)
         return paginator.get_paginated_response(ErrorRecordOutput(page, many=True).data)
 
@@ -178,7 +170,7 @@ class ErrorDetailView(APIView):
     def get(self, request: Request, support_id: uuid.UUID) -> Response:
         record = ErrorRecord.objects.filter(support_id=support_id).first()
         if record is None:
-            spooled = store.find_spooled(str(support_id))
+            spooled = spool.find(str(support_id))
             if spooled is None:
                 raise NotFoundError(f"No error record with support id {support_id}.")
             # Written while the database was down; not replayed yet, but findable.

@@ -5,6 +5,8 @@ from typing import Any
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from controlplane.lib.schedules import ensure_schedule
+
 SCHEDULES = (
     # (name, function, minutes between runs)
     ("errors: replay spool", "controlplane.errors.tasks.replay_error_spool", 1),
@@ -13,8 +15,6 @@ SCHEDULES = (
 
 
 def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
-    from controlplane.schedules import ensure_schedule
-
     for name, func, minutes in SCHEDULES:
         ensure_schedule(name, func, minutes, using)
 

@@ -2,7 +2,8 @@
 
 Every instance gets a fresh ``support_id`` at construction; the user-facing
 message always ends with ``(Reference: <support_id>)`` so a customer can read
-it back to support, who paste it into the admin.
+it back to support, who paste it into the admin. :func:`to_user_facing` maps
+any other exception (DRF's, Django's, the database's) to one of these.
 """
 
 from __future__ import annotations
@@ -10,6 +11,16 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any
+
+from django.core import exceptions as django_exceptions
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions as drf
+
+
+def reference_text(user_message: str, support_id: uuid.UUID | str) -> str:
+    """What a user reads: the message and the reference support looks up."""
+    return f"{user_message} (Reference: {support_id})"
 
 
 class UserFacingError(Exception):
@@ -51,7 +62,7 @@ class UserFacingError(Exception):
     @property
     def message(self) -> str:
         """The user-safe text, with the reference support can look up."""
-        return f"{self.user_message} (Reference: {self.support_id})"
+        return reference_text(self.user_message, self.support_id)
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -216,3 +227,74 @@ class UpstreamError(RetryableError):
 
     def response_headers(self) -> dict[str, str]:
         return super().response_headers() if self.http_status in (429, 503) else {}
+
+
+def to_user_facing(exc: BaseException) -> UserFacingError:
+    """Map any exception to the user-facing error we answer with."""
+    if isinstance(exc, UserFacingError):
+        return exc
+    if isinstance(exc, drf.APIException):
+        return _from_drf(exc)
+    if isinstance(exc, Http404):
+        return NotFoundError(original=exc)
+    if isinstance(exc, django_exceptions.PermissionDenied):
+        return ForbiddenError(original=exc)
+    if isinstance(exc, django_exceptions.RequestDataTooBig):
+        return PayloadTooLargeError(original=exc)
+    if isinstance(exc, django_exceptions.SuspiciousOperation | django_exceptions.BadRequest):
+        return InvalidRequestError(original=exc)
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ServiceUnavailableError(
+            "The service is temporarily unavailable; please retry shortly.",
+            code="DATABASE_UNAVAILABLE",
+            retry_after=5,
+            original=exc,
+        )
+    if isinstance(exc, DatabaseError):
+        return InternalServerError(code="DATABASE_ERROR", original=exc)
+    return InternalServerError("An unexpected error occurred.", code="INTERNAL_ERROR", original=exc)
+
+
+def _from_drf(exc: drf.APIException) -> UserFacingError:
+    detail = exc.detail if isinstance(exc.detail, str) else None
+    common: dict[str, Any] = {"original": exc, "technical_message": f"{type(exc).__name__}: {exc}"}
+    if isinstance(exc, drf.ValidationError):
+        return InvalidRequestError(
+            "The request is invalid; see metadata.fields.",
+            metadata={"fields": _plain(exc.detail)},
+            **common,
+        )
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        code = (
+            "NOT_AUTHENTICATED"
+            if isinstance(exc, drf.NotAuthenticated)
+            else ("AUTHENTICATION_FAILED")
+        )
+        if exc.status_code == 403:  # DRF's choice when no authenticator offers a challenge
+            return ForbiddenError(detail, code=code, **common)
+        header = getattr(exc, "auth_header", None) or ""
+        return UnauthorizedError(detail, code=code, www_authenticate=header, **common)
+    if isinstance(exc, drf.Throttled):
+        return RateLimitError(retry_after=exc.wait, **common)
+    simple: dict[type[drf.APIException], tuple[type[UserFacingError], str]] = {
+        drf.PermissionDenied: (ForbiddenError, "PERMISSION_DENIED"),
+        drf.NotFound: (NotFoundError, "NOT_FOUND"),
+        drf.MethodNotAllowed: (MethodNotAllowedError, "METHOD_NOT_ALLOWED"),
+        drf.ParseError: (InvalidRequestError, "PARSE_ERROR"),
+        drf.UnsupportedMediaType: (InvalidRequestError, "UNSUPPORTED_MEDIA_TYPE"),
+        drf.NotAcceptable: (InvalidRequestError, "NOT_ACCEPTABLE"),
+    }
+    for drf_class, (cls, code) in simple.items():
+        if isinstance(exc, drf_class):
+            return cls(detail, code=code, http_status=exc.status_code, **common)
+    return UserFacingError(
+        detail, code=str(exc.default_code).upper(), http_status=exc.status_code, **common
+    )
+
+
+def _plain(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(v) for v in detail]
+    return str(detail)

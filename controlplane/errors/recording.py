@@ -1,8 +1,9 @@
 """Turn an error into a stored, findable record.
 
-``record_error`` is the one place that builds an ErrorRecord row: it scrubs
-secrets, fingerprints the error for grouping, writes it (or spools it when
-the database is down) and logs one JSON line.
+``record_error`` is the one way an ErrorRecord is made, for errors raised here and
+errors other services report: it builds the row (secrets scrubbed, text made
+storable and cut to its columns, fingerprinted for grouping), has the store
+write or spool it, counts it and logs one JSON line.
 """
 
 from __future__ import annotations
@@ -12,21 +13,21 @@ import hashlib
 import json
 import logging
 import re
-import time
 import traceback as traceback_module
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-import psycopg
 from django.conf import settings
-from django.utils import timezone
 
 from controlplane.errors import store
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.scrubbing import default_scrubber
+from controlplane.lib.metrics import ERROR_RECORDS
+from controlplane.lib.parsers import MAX_JSON_DEPTH, json_depth
 
 logger = logging.getLogger(__name__)
 records_log = logging.getLogger("controlplane.errors.records")  # one JSON line per record
@@ -37,8 +38,6 @@ _VOLATILE = re.compile(
     r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|0x[0-9a-f]+|\d+",
     re.IGNORECASE,
 )
-_REPLAY_EVERY_SECONDS = 5.0
-_last_replay_attempt = 0.0
 # The job whose handler runs in this context (set by jobs.runner): an error recorded anywhere
 # below it, e.g. by a ServiceClient, links to the job -- that record is often the one whose
 # support_id the job reports, since recording the same support_id again changes nothing.
@@ -135,8 +134,6 @@ def _request_body(django_request: Any) -> Any:
     truncated = len(raw) > limit
     raw = raw[:limit]
     if not truncated and "json" in django_request.META.get("CONTENT_TYPE", ""):
-        from controlplane.parsers import MAX_JSON_DEPTH, json_depth
-
         try:
             parsed = json.loads(raw)
         except (ValueError, RecursionError):
@@ -228,62 +225,25 @@ def build_row(
     }
 
 
-Saved = Literal["stored", "duplicate", "spooled"]
+@dataclass(frozen=True)
+class Recorded:
+    """The stored (or spooled) row, and what became of it."""
+
+    row: dict[str, Any]
+    saved: store.Saved
+
+    @property
+    def support_id(self) -> str:
+        return self.row["support_id"]
 
 
-def _spool(row: dict[str, Any], exc: Exception) -> Saved:
-    row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
-    try:
-        store.spool_row(row)
-    except OSError:
-        # Last resort: the whole row in the log, so the support_id stays findable.
-        logger.exception(
-            "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
-        )
-        return "spooled"
-    logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
-    return "spooled"
-
-
-def save_row(row: dict[str, Any]) -> Saved:
-    """Write the row, or spool it if the database cannot take it.
-
-    "duplicate": a record with this support_id was already stored (it is kept as it is).
-    """
-    global _last_replay_attempt
-    try:
-        inserted = store.get_store().write(row)
-    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-        return _spool(row, exc)
-    except psycopg.Error as exc:
-        # The database is up but refused this row (a value we failed to make storable):
-        # keep the support_id resolvable with a row that surely fits; the log has the rest.
-        logger.exception("error record %s refused; stored without its context", row["support_id"])
-        bare = {**row, "context": {"unstorable_context": type(exc).__name__}, "traceback": ""}
-        try:
-            inserted = store.get_store().write(bare)
-        except psycopg.Error as again:
-            return _spool(bare, again)
-    # The database is back: drain what this process spooled while it was down.
-    now = time.monotonic()
-    if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and store.spool_path().exists():
-        _last_replay_attempt = now
-        try:
-            store.replay_spool(max_rows=200)
-        except Exception:  # never fail the request that happened to trigger the drain
-            logger.exception("opportunistic error spool replay failed")
-    return "stored" if inserted else "duplicate"
-
-
-def record_error(error: UserFacingError, **details: Any) -> dict[str, Any]:
-    """Build, store (or spool) and log the record for ``error``; returns the stored row."""
+def record_error(error: UserFacingError, **details: Any) -> Recorded:
+    """Build, store (or spool) and log the record for ``error``: the one way in."""
     row = build_row(error, **details)
-    saved = save_row(row)
+    saved = store.save(row)
     if saved == "duplicate":
         # Recorded before (a job re-recording its client's error): counted and logged once.
-        return row
-    from controlplane.health.metrics import ERROR_RECORDS
-
+        return Recorded(row, saved)
     ERROR_RECORDS.labels(row["code"]).inc()
     records_log.info(
         json.dumps(
@@ -299,4 +259,4 @@ def record_error(error: UserFacingError, **details: Any) -> dict[str, Any]:
             }
         )
     )
-    return row
+    return Recorded(row, saved)

@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
+
 FILTERED = "[Filtered]"
 DEFAULT_DENYLIST = (
     "password",
@@ -69,8 +71,8 @@ class Scrubber:
         # key=value / key: value inside free text (query strings, log lines, headers)
         # ...also quoted, as in JSON or repr text: "client_secret": "value"
         # A match starts only where a word starts, and a key is at most ~160 characters:
-        # unanchored and unbounded, [\w-]* backtracked over every long word (a 10,000-digit
-        # message took 11 s to scrub; found by the fuzz drill).
+        # unanchored and unbounded, [\w-]* would backtrack over every long word, which
+        # makes scrubbing quadratic in the word's length (seconds for one 10 KB word).
         self._pairs = re.compile(
             rf"(?i)(?<![\w-])([\w-]{{0,64}}(?:{names})[\w-]{{0,64}})([\"']?\s*[=:]\s*[\"']?)"
             rf"((?:(?:bearer|basic|token)\s+)?[^\s&,;\"']+)"
@@ -115,6 +117,4 @@ def _scrubber_for(denylist: tuple[str, ...]) -> Scrubber:
 
 def default_scrubber() -> Scrubber:
     """The scrubber for the ERROR_SCRUB_KEYS setting (compiled once per denylist)."""
-    from django.conf import settings
-
     return _scrubber_for(tuple(settings.ERROR_SCRUB_KEYS))

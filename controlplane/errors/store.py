@@ -1,4 +1,4 @@
-"""Durable writes of error records.
+"""Durable writes of error records: written, or spooled and replayed.
 
 Records are written on a *side connection* (psycopg, autocommit), never on
 the request's Django connection, so a request whose transaction rolls back
@@ -6,29 +6,26 @@ still keeps its record. One SQL statement inserts the record and bumps its
 group (``ON CONFLICT (support_id) DO NOTHING`` makes it idempotent, so a
 spooled record replayed twice is counted once).
 
-If PostgreSQL cannot be reached, the row is appended to a local JSON-lines
-spool file and replayed later (management command, django-q2 schedule, and
-opportunistically by the process itself once writes succeed again).
+If PostgreSQL cannot be reached, :func:`save` appends the row to the local spool
+(``controlplane.errors.spool``); :func:`replay_spool` writes it later (management
+command, django-q2 schedule, and the process itself once writes succeed again).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from django.conf import settings
+from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from controlplane import sidedb
+from controlplane.errors import spool
+from controlplane.lib import sidedb
 
 logger = logging.getLogger(__name__)
 
@@ -119,74 +116,58 @@ def set_store(store: Store) -> Store:
     return old
 
 
-# --- Spool ------------------------------------------------------------------------
+# --- Write or spool ----------------------------------------------------------------
+
+Saved = Literal["stored", "duplicate", "spooled"]
+_REPLAY_EVERY_SECONDS = 5.0
+_last_replay_attempt = 0.0
 
 
-def spool_path() -> Path:
-    return Path(settings.ERROR_SPOOL_PATH)
+def _spool(row: dict[str, Any], exc: Exception) -> Saved:
+    row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
+    try:
+        spool.append(row)
+    except OSError:
+        # Last resort: the whole row in the log, so the support_id stays findable.
+        logger.exception(
+            "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
+        )
+        return "spooled"
+    logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
+    return "spooled"
 
 
-@contextmanager
-def _locked(path: Path, *, blocking: bool = True) -> Iterator[bool]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+def save(row: dict[str, Any]) -> Saved:
+    """Write the row, or spool it if the database cannot take it.
+
+    "duplicate": a record with this support_id was already stored (it is kept as it is).
+    """
+    global _last_replay_attempt
+    try:
+        inserted = get_store().write(row)
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        return _spool(row, exc)
+    except psycopg.Error as exc:
+        # The database is up but refused this row (a value we failed to make storable):
+        # keep the support_id resolvable with a row that surely fits; the log has the rest.
+        logger.exception("error record %s refused; stored without its context", row["support_id"])
+        bare = {**row, "context": {"unstorable_context": type(exc).__name__}, "traceback": ""}
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
+            inserted = get_store().write(bare)
+        except psycopg.Error as again:
+            return _spool(bare, again)
+    # The database is back: drain what this process spooled while it was down.
+    now = time.monotonic()
+    if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and spool.spool_path().exists():
+        _last_replay_attempt = now
         try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            replay_spool(max_rows=200)
+        except Exception:  # never fail the request that happened to trigger the drain
+            logger.exception("opportunistic error spool replay failed")
+    return "stored" if inserted else "duplicate"
 
 
-def _append_lock(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-def spool_row(row: dict[str, Any]) -> None:
-    """Append one row durably (fsync) to the local spool."""
-    path = spool_path()
-    line = json.dumps(row, default=str, ensure_ascii=False) + "\n"
-    with _locked(_append_lock(path)), open(path, "a", encoding="utf-8") as spool:
-        spool.write(line)
-        spool.flush()
-        os.fsync(spool.fileno())
-
-
-def _claimed_files(path: Path) -> list[Path]:
-    return sorted(path.parent.glob(path.name + ".*.replaying"))
-
-
-def pending_count() -> int:
-    """Rows waiting in this machine's spool (for health and the admin)."""
-    path = spool_path()
-    files = [path, *_claimed_files(path)] if path.parent.exists() else []
-    total = 0
-    for file in files:
-        try:
-            with open(file, "rb") as handle:
-                total += sum(1 for line in handle if line.strip())
-        except FileNotFoundError:
-            continue
-    return total
-
-
-def find_spooled(support_id: str) -> dict[str, Any] | None:
-    """A record still waiting in this machine's spool, if any."""
-    path = spool_path()
-    for file in [path, *_claimed_files(path)] if path.parent.exists() else []:
-        try:
-            with open(file, encoding="utf-8") as handle:
-                for line in handle:
-                    if support_id in line:
-                        row = json.loads(line)
-                        if row.get("support_id") == support_id:
-                            return row
-        except FileNotFoundError:
-            continue
-    return None
+# --- Replay ------------------------------------------------------------------------
 
 
 @dataclass
@@ -201,23 +182,18 @@ class ReplayResult:
 def replay_spool(store: Store | None = None, *, max_rows: int | None = None) -> ReplayResult:
     """Write spooled rows into the table, exactly once per support_id.
 
-    The live spool is renamed to a claimed file under the writers' lock, so
-    appends continue into a fresh file. Rows the database refuses for good
-    (not a connection problem) go to ``<spool>.rejected`` instead of blocking
-    the rest. Stops at the first connection failure and keeps what is left.
+    Rows the database refuses for good (not a connection problem) are set aside
+    as rejected instead of blocking the rest. Stops at the first connection
+    failure and keeps what is left.
     """
     store = store or get_store()
-    path = spool_path()
     result = ReplayResult()
-    with _locked(path.with_name(path.name + ".replay.lock"), blocking=False) as acquired:
+    with spool.replaying() as acquired:
         if not acquired:
             result.busy = True
             return result
-        with _locked(_append_lock(path)):
-            if path.exists() and path.stat().st_size:
-                path.rename(path.with_name(f"{path.name}.{time.time_ns()}.replaying"))
         budget = max_rows
-        for claimed in _claimed_files(path):
+        for claimed in spool.claim():
             lines = [line for line in claimed.read_text(encoding="utf-8").splitlines() if line]
             done = 0
             try:
@@ -247,9 +223,7 @@ def _replay_line(store: Store, line: str, result: ReplayResult) -> None:
         raise
     except (ValueError, psycopg.Error) as exc:
         logger.error("error spool row rejected (%s): %s", exc, line[:200])
-        rejected = spool_path().with_name(spool_path().name + ".rejected")
-        with open(rejected, "a", encoding="utf-8") as handle:
-            handle.write(line + "\n")
+        spool.reject(line)
         result.rejected += 1
         return
     if inserted:

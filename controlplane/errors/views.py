@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
 from controlplane.errors import exceptions as errors
-from controlplane.errors.handlers import to_user_facing
+from controlplane.errors.exceptions import to_user_facing
 from controlplane.errors.recording import record_error
 
 logger = logging.getLogger(__name__)

@@ -5,10 +5,21 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Min
 from django.utils import timezone
+from django_q.status import Stat
+
+from controlplane.breakers.models import Breaker
+from controlplane.breakers.registry import registry
+from controlplane.breakers.snapshot import CLOSED
+from controlplane.errors import spool
+from controlplane.health.probes import latest
+from jobs.models import Job, JobStatus
+from lookups.metrics import summarise
+from lookups.resolver import get_lookups
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _ORDER = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
@@ -46,10 +57,6 @@ def migrations() -> dict[str, Any]:
 
 
 def workers() -> dict[str, Any]:
-    from django_q.status import Stat
-
-    from jobs.models import Job, JobStatus
-
     clusters = [s for s in Stat.get_all() if str(s.status) in ("Idle", "Working", "Starting")]
     queued = Job.objects.filter(status=JobStatus.QUEUED)
     depth = queued.count()
@@ -67,32 +74,18 @@ def workers() -> dict[str, Any]:
 
 
 def breakers() -> dict[str, Any]:
-    from controlplane.breakers.models import Breaker
-    from controlplane.breakers.runtime import registry
-
-    not_closed = list(
-        Breaker.objects.exclude(state="closed", override="").values_list(
-            "name", "state", "override"
-        )
-    )
-    opened = [
-        n for n, state, override in not_closed if state != "closed" or override == "forced_open"
-    ]
-    result: dict[str, Any] = {
+    not_closed = list(Breaker.objects.not_closed().only("name", "state", "override"))
+    opened = [b.name for b in not_closed if b.effective_state != CLOSED]
+    return {
         "status": DEGRADED if opened or registry.degraded else HEALTHY,
         "open": len(opened),
         "open_names": opened[:20],
-        "overridden": [n for n, _, override in not_closed if override],
+        "overridden": [b.name for b in not_closed if b.override],
         "runtime_degraded": registry.degraded,
     }
-    return result
 
 
 def providers() -> dict[str, Any]:
-    from django.conf import settings
-
-    from controlplane.health.probes import latest
-
     checks = latest()
     detail = {}
     for name in settings.PROVIDERS:
@@ -112,16 +105,11 @@ def providers() -> dict[str, Any]:
 
 
 def error_spool() -> dict[str, Any]:
-    from controlplane.errors.store import pending_count
-
-    backlog = pending_count()
+    backlog = spool.pending_count()
     return {"status": DEGRADED if backlog else HEALTHY, "backlog": backlog}
 
 
 def lookup_cache() -> dict[str, Any]:
-    from lookups.flow import get_lookups
-    from lookups.metrics import summarise
-
     lookups = get_lookups()
     summary = summarise(lookups.metrics.raw())
     return {

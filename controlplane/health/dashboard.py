@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.contrib import messages
+from django.contrib import admin, messages
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -16,10 +16,13 @@ from django.views.decorators.http import require_POST
 from controlplane.breakers.actions import override_breaker
 from controlplane.breakers.admin import state_badge
 from controlplane.breakers.models import Breaker
+from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.models import ErrorGroup
 from controlplane.health.checks import collect
 from jobs.models import Job, JobStatus
+from lookups.metrics import thresholds
+from lookups.resolver import get_lookups
 
 CHART_WIDTH, CHART_HEIGHT = 720, 120
 
@@ -49,30 +52,19 @@ def _hourly_errors(now: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _job_counts(since: Any) -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT status, count(*) FROM jobs_job WHERE created_at >= %s GROUP BY status", [since]
-        )
-        counts = dict(cursor.fetchall())
-    return {status: counts.get(status, 0) for status in JobStatus.values}
-
-
 def dashboard_view(request: HttpRequest) -> HttpResponse:
-    from django.contrib import admin
-
     now = timezone.now()
     health = collect()
     breakers = list(Breaker.objects.order_by("name")[:200])
-    open_breakers = [b for b in breakers if b.state != "closed" or b.override == "forced_open"]
+    open_breakers = [b for b in breakers if b.effective_state != CLOSED]
     oldest_queued = Job.objects.filter(status=JobStatus.QUEUED).order_by("run_after").first()
-    jobs_hour, jobs_day = (
-        _job_counts(now - timedelta(hours=1)),
-        _job_counts(now - timedelta(days=1)),
-    )
+    jobs_hour = Job.objects.status_counts(since=now - timedelta(hours=1))
+    jobs_day = Job.objects.status_counts(since=now - timedelta(days=1))
     providers = health["checks"].get("providers", {}).get("providers", {})
+    error_bars = _hourly_errors(now)
     problems = [
-        f"breaker {b.name} is {'forced open' if b.override == 'forced_open' else b.state}"
+        f"breaker {b.name} is "
+        + ("forced open" if b.effective_state == FORCED_OPEN else b.effective_state)
         for b in open_breakers
     ]
     problems += [
@@ -93,8 +85,6 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         )
     if health["checks"]["database"]["status"] != "healthy":
         problems.insert(0, "the database is unreachable")
-    from lookups.stats import collect_stats
-
     context = {
         **admin.site.each_context(request),
         "title": "Ops dashboard",
@@ -108,15 +98,16 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "oldest_queued_age": (now - oldest_queued.run_after).total_seconds()
         if oldest_queued
         else None,
-        "error_bars": _hourly_errors(now),
-        "errors_24h": sum(b["count"] for b in _hourly_errors(now)),
+        "error_bars": error_bars,
+        "errors_24h": sum(bar["count"] for bar in error_bars),
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
         "top_groups": ErrorGroup.objects.filter(last_seen__gte=now - timedelta(days=1)).order_by(
             "-count"
         )[:10],
         "providers": providers,
-        "lookups": collect_stats()["aggregate"],
+        "lookups": get_lookups().stats()["aggregate"],
+        "lookup_thresholds": thresholds(),
     }
     return TemplateResponse(request, "admin/dashboard.html", context)
 

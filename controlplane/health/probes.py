@@ -50,6 +50,11 @@ def probe_all() -> dict[str, str]:
     return results
 
 
+def latest_statuses() -> dict[str, str]:
+    """Each configured provider's latest status (what provider failover orders by)."""
+    return {name: check.status for name, check in latest().items()}
+
+
 def latest() -> dict[str, ProviderCheck]:
     """The newest check of every configured provider (one indexed lookup each)."""
     newest = ProviderCheck.objects.filter(provider=OuterRef("provider")).order_by("-checked_at")

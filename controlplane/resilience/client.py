@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx
 
-from controlplane.breakers.library import CircuitBreaker
-from controlplane.breakers.runtime import CircuitOpenError
+from controlplane.breakers.circuit import CircuitBreaker
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import UpstreamError, UserFacingError
 from controlplane.errors.recording import record_error
 from controlplane.errors.scrubbing import default_scrubber

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,11 +67,24 @@ def client_for(provider: str) -> ServiceClient:
 _HEALTH_ORDER = {"healthy": 0, None: 1, "degraded": 2, "unhealthy": 3}
 
 
+def _unknown_health() -> dict[str, str]:
+    return {}
+
+
+_health_reader: Callable[[], dict[str, str]] = _unknown_health
+
+
+def set_health_reader(reader: Callable[[], dict[str, str]]) -> None:
+    """Where failover learns each provider's latest health ("healthy", "degraded",
+    "unhealthy"): the health app probes providers and installs its reader from
+    HealthConfig.ready(). Until then every provider's health is unknown."""
+    global _health_reader
+    _health_reader = reader
+
+
 def _by_health(providers: list[str]) -> list[str]:
     """Healthy providers first, then unknown, degraded, unhealthy; configured order within each."""
-    from controlplane.health.probes import latest
-
-    health = {name: check.status for name, check in latest().items()}
+    health = _health_reader()
     return sorted(providers, key=lambda name: _HEALTH_ORDER[health.get(name)])
 
 

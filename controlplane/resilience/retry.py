@@ -25,8 +25,12 @@ from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
+from django.conf import settings
+from django.db import OperationalError as DjangoOperationalError
+from psycopg import OperationalError as PsycopgOperationalError
 
-from controlplane.health.metrics import RETRY_ATTEMPTS
+from controlplane.errors.exceptions import UserFacingError
+from controlplane.lib.metrics import RETRY_ATTEMPTS
 
 T = TypeVar("T")
 logger = logging.getLogger("controlplane.retry")
@@ -53,11 +57,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
 
 
 def is_retryable(exc: BaseException) -> bool:
-    from django.db import OperationalError as DjangoOperationalError
-    from psycopg import OperationalError as PsycopgOperationalError
-
-    from controlplane.errors.exceptions import UserFacingError
-
     if getattr(exc, "breaker_name", None):  # CircuitOpenError: never retry into an open breaker
         return False
     if isinstance(exc, httpx.TransportError):  # connect/read errors and timeouts
@@ -97,8 +96,6 @@ class RetryPolicy:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> RetryPolicy:
-        from django.conf import settings
-
         return cls(**{**settings.RETRY_DEFAULTS, **overrides})
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:

@@ -14,8 +14,9 @@ import django
 
 django.setup()
 
-from controlplane.breakers.library import breaker  # noqa: E402
-from controlplane.breakers.runtime import CircuitOpenError, registry  # noqa: E402
+from controlplane.breakers.circuit import breaker  # noqa: E402
+from controlplane.breakers.exceptions import CircuitOpenError  # noqa: E402
+from controlplane.breakers.registry import registry  # noqa: E402
 
 
 def wait_until(start_at: float) -> None:
@@ -52,8 +53,8 @@ def probe_and_hang(name: str) -> dict:
 
 def watch(name: str, until: str, seconds: float) -> dict:
     """Report the wall-clock time at which ``allows()`` becomes ``until`` (allowed/refused)."""
-    from controlplane import notifications
-    from controlplane.breakers.transitions import CHANNEL
+    from controlplane.breakers.sql import CHANNEL
+    from controlplane.lib import notifications
 
     b = breaker(name)
     wanted = until == "allowed"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from controlplane.breakers import runtime
-from controlplane.breakers.library import CircuitBreaker, breaker
+from controlplane.breakers.circuit import CircuitBreaker, breaker
+from controlplane.breakers.registry import registry
 
 _names = itertools.count()
 
@@ -20,10 +20,10 @@ def fresh_name(transactional_db: Any) -> Iterator[str]:
     so tests run transactional and start from empty breaker tables."""
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM breakers_breakerevent; DELETE FROM breakers_breaker")
-    runtime.registry.runtimes.clear()
-    runtime.registry.database_ok()
+    registry.runtimes.clear()
+    registry.database_ok()
     yield f"test-{os.getpid()}-{next(_names)}"
-    runtime.registry.runtimes.clear()
+    registry.runtimes.clear()
 
 
 @pytest.fixture
@@ -59,4 +59,4 @@ def elapse_cooldown(name: str) -> None:
     execute(
         "UPDATE breakers_breaker SET open_until = now() - interval '1 ms' WHERE name = %s", [name]
     )
-    runtime.registry.invalidate(name)
+    registry.invalidate(name)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controlplane.breakers.library import breaker
+from controlplane.breakers.circuit import breaker
 from controlplane.breakers.models import Breaker, BreakerEvent
 from tests.breakers.conftest import fail
 
@@ -38,10 +38,13 @@ def test_a_reset_without_reason_is_refused(fresh_name: str, ops_user: Any, clien
     fail(breaker(fresh_name, failure_threshold=1), 1)
     row = Breaker.objects.get(name=fresh_name)
     client.force_login(ops_user)
-    client.post(
+    page = client.post(
         CHANGELIST, {"action": "reset_breakers", "_selected_action": [row.pk], "apply": "1"}
     )
+    assert page.status_code == 200
+    assert "This field is required." in page.content.decode()  # the form again, with why
     assert Breaker.objects.get(pk=row.pk).state == "open"
+    assert not BreakerEvent.objects.filter(breaker=row, kind="override").exists()
 
 
 def test_support_can_see_but_not_act(fresh_name: str, support_user: Any, client: Any) -> None:
@@ -51,10 +54,13 @@ def test_support_can_see_but_not_act(fresh_name: str, support_user: Any, client:
     page = client.get(CHANGELIST).content.decode()
     assert fresh_name in page
     assert "reset_breakers" not in page
-    client.post(
+    refused = client.post(
         CHANGELIST,
         {"action": "reset_breakers", "_selected_action": [row.pk], "apply": "1", "reason": "x"},
+        follow=True,
     )
+    # Support has no change permission: the post is answered with the view-only list.
+    assert "Select breaker to view" in refused.content.decode()
     assert Breaker.objects.get(pk=row.pk).state == "open"
     assert not BreakerEvent.objects.filter(kind="override").exists()
 

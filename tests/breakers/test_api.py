@@ -4,7 +4,7 @@ from typing import Any
 
 from django.contrib.admin.models import LogEntry
 
-from controlplane.breakers.library import breaker
+from controlplane.breakers.circuit import breaker
 from controlplane.breakers.models import Breaker, BreakerEvent
 from tests.breakers.conftest import elapse_cooldown, fail
 from tests.errors.helpers import assert_envelope

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from controlplane.breakers.actions import override_breaker
-from controlplane.breakers.library import breaker
+from controlplane.breakers.circuit import breaker
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.breakers.models import Breaker, BreakerEvent
-from controlplane.breakers.runtime import CircuitOpenError
 from tests.breakers.conftest import elapse_cooldown, execute, fail
 from tests.conftest import PYTHON, REPO, django_child_env
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from controlplane.breakers.library import breaker
+from controlplane.breakers.circuit import breaker
 from controlplane.breakers.models import Breaker
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error

@@ -26,8 +26,8 @@ def record(db: Any) -> ErrorRecord:
             context={"job": {"api_key": "k", "step": 3}},
             original=exc,
         )
-    row = record_error(error, service="parser", breaker_name="parser", breaker_state="open")
-    return ErrorRecord.objects.get(support_id=row["support_id"])
+    recorded = record_error(error, service="parser", breaker_name="parser", breaker_state="open")
+    return ErrorRecord.objects.get(support_id=recorded.support_id)
 
 
 @pytest.mark.parametrize(

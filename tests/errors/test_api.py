@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import logging
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -7,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from controlplane.errors.models import ErrorGroup, ErrorRecord
+from controlplane.lib.metrics import ERROR_RECORDS
 from tests.errors.helpers import assert_envelope
 
 REPORT = {"code": "OCR_TIMEOUT", "message": "ocr took 31 s", "service": "ocr"}
@@ -25,6 +28,23 @@ def test_a_client_reports_an_error_and_gets_a_support_id(client_user: Any, api_a
         "ocr",
         client_user.username,
     )
+
+
+def test_a_reported_error_is_counted_and_logged_like_one_raised_here(
+    client_user: Any, api_as: Any, caplog: Any
+) -> None:
+    counted = ERROR_RECORDS.labels("OCR_TIMEOUT")._value
+    before = counted.get()
+    api = api_as(client_user)
+    with caplog.at_level(logging.INFO, logger="controlplane.errors.records"):
+        sid = api.post("/api/v1/errors/", REPORT, format="json").json()["support_id"]
+        twin = api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json")
+    assert twin.status_code == 200
+    logged = [json.loads(r.getMessage()) for r in caplog.records if sid in r.getMessage()]
+    assert [(line["event"], line["code"], line["service"]) for line in logged] == [
+        ("error_recorded", "OCR_TIMEOUT", "ocr")
+    ]
+    assert counted.get() == before + 1  # the twin is acknowledged, not counted again
 
 
 def test_a_repeated_support_id_is_stored_once(client_user: Any, api_as: Any) -> None:

@@ -31,6 +31,6 @@ def test_purge_deletes_only_old_records_in_batches(settings: Any) -> None:
     call_command("purge_errors", "--batch-size", "3", stdout=out)
     assert "Deleted 7 error records older than 30 days." in out.getvalue()
     assert "deleted 3 so far" in out.getvalue() and "deleted 6 so far" in out.getvalue()
-    assert not ErrorRecord.objects.filter(support_id__in=[r["support_id"] for r in old]).exists()
-    assert ErrorRecord.objects.filter(support_id=new["support_id"]).exists()
+    assert not ErrorRecord.objects.filter(support_id__in=[r.support_id for r in old]).exists()
+    assert ErrorRecord.objects.filter(support_id=new.support_id).exists()
     assert list(ErrorGroup.objects.values_list("code", flat=True)) == ["NEW"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 
-from controlplane.errors import store
+from controlplane.errors import spool, store
 from controlplane.errors.models import ErrorGroup, ErrorRecord
 from tests.errors.helpers import assert_envelope, assert_resolves
 
@@ -52,7 +52,7 @@ def test_error_during_an_outage_is_spooled_then_replayed_once(
     assert_resolves(sid, support_user, client)
 
     # Replaying the same rows again (a crash before the spool was cleared) adds nothing.
-    store.spool_row(_row_of(sid))
+    spool.append(_row_of(sid))
     second = store.replay_spool()
     assert (second.inserted, second.duplicates) == (0, 1)
     assert ErrorRecord.objects.filter(support_id=sid).count() == 1
@@ -75,14 +75,15 @@ def test_replay_keeps_rows_while_the_database_is_still_down(dead_database: None)
     from controlplane.errors.exceptions import InternalServerError
     from controlplane.errors.recording import record_error
 
-    row = record_error(InternalServerError(technical_message="during outage"))
+    recorded = record_error(InternalServerError(technical_message="during outage"))
+    assert recorded.saved == "spooled"
     result = store.replay_spool()
     assert (result.inserted, result.remaining) == (0, 1)
-    assert store.pending_count() == 1
+    assert spool.pending_count() == 1
     store.set_store(store.Store())
     assert store.replay_spool().inserted == 1
-    assert store.pending_count() == 0
-    assert ErrorRecord.objects.filter(support_id=row["support_id"]).exists()
+    assert spool.pending_count() == 0
+    assert ErrorRecord.objects.filter(support_id=recorded.support_id).exists()
 
 
 def test_a_write_after_recovery_drains_the_spool_by_itself(dead_database: None) -> None:
@@ -91,10 +92,10 @@ def test_a_write_after_recovery_drains_the_spool_by_itself(dead_database: None) 
 
     spooled = recording.record_error(InternalServerError(technical_message="one"))
     store.set_store(store.Store())
-    recording._last_replay_attempt = 0.0
+    store._last_replay_attempt = 0.0
     recording.record_error(InternalServerError(technical_message="two"))
-    assert ErrorRecord.objects.filter(support_id=spooled["support_id"]).exists()
-    assert store.pending_count() == 0
+    assert ErrorRecord.objects.filter(support_id=spooled.support_id).exists()
+    assert spool.pending_count() == 0
 
 
 def test_an_unwritable_spool_still_logs_the_whole_record(
@@ -106,7 +107,7 @@ def test_an_unwritable_spool_still_logs_the_whole_record(
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("")
     settings.ERROR_SPOOL_PATH = blocker / "spool.jsonl"  # parent is a file: OSError
-    with caplog.at_level("ERROR", logger="controlplane.errors.recording"):
-        row = record_error(InternalServerError(technical_message="nowhere to go"))
-    assert row["support_id"] in caplog.text
+    with caplog.at_level("ERROR", logger="controlplane.errors.store"):
+        recorded = record_error(InternalServerError(technical_message="nowhere to go"))
+    assert recorded.support_id in caplog.text
     assert "could not be stored nor spooled" in caplog.text

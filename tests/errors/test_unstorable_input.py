@@ -13,7 +13,7 @@ from typing import Any
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.models import ErrorRecord
 from controlplane.errors.recording import record_error
-from controlplane.errors.store import pending_count
+from controlplane.errors.spool import pending_count
 from tests.errors.helpers import assert_envelope, assert_resolves
 
 HOSTILE = '{"\\u0000key": "a\\u0000b", "lone": "\\ud9b3x", "kind": "demo.sleep"}'

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 from rest_framework.views import APIView
 
-from controlplane.permissions import IsClient, IsOps, IsSupport
+from controlplane.lib.permissions import IsClient, IsOps, IsSupport
 
 
 class OpsOnly(APIView):

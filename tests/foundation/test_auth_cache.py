@@ -12,14 +12,14 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from controlplane import authentication, notifications
+from controlplane.lib import authentication, notifications
 from tests.conftest import token_client
 
 
 @pytest.fixture
 def listening(transactional_db: Any) -> None:
     authentication.cache.clear()
-    authentication.cache.listen()
+    authentication.cache.guard.listen()
     deadline = time.monotonic() + 10
     while not notifications.listener.is_listening(authentication.CHANNEL):
         assert time.monotonic() < deadline

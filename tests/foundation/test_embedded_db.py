@@ -13,7 +13,7 @@ from tests.conftest import PYTHON, REPO
 STARTER = """
 import sys, psycopg
 from pathlib import Path
-from controlplane import embedded_db
+from controlplane.lib import embedded_db
 uri = embedded_db.ensure_running(Path(sys.argv[1]))
 with psycopg.connect(uri) as conn:
     with conn.transaction():  # CREATE TABLE IF NOT EXISTS itself races in PostgreSQL

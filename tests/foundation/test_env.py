@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.env import (
+from controlplane.lib.env import (
     env_bool,
     env_choice,
     env_float,

@@ -96,8 +96,8 @@ def test_batch_limits_are_in_the_schema_and_enforced(client_user: Any, api_as: A
 
 
 def test_the_schema_states_the_rules_the_views_enforce(client: Any) -> None:
-    from controlplane.breakers.library import NAME
-    from jobs.handlers import kinds
+    from controlplane.breakers.circuit import NAME
+    from jobs.registry import kinds
 
     document = client.get("/api/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
     schemas = document["components"]["schemas"]
@@ -123,7 +123,7 @@ def test_deeply_nested_json_is_a_400_not_a_recursion_error(
 
 
 def test_json_nested_within_the_limit_is_accepted(client_user: Any, api_as: Any) -> None:
-    from controlplane.parsers import MAX_JSON_DEPTH
+    from controlplane.lib.parsers import MAX_JSON_DEPTH
 
     inner = MAX_JSON_DEPTH - 3  # the body object, payload and "a" take three levels
     body = '{"kind": "demo.sleep", "payload": {"a": ' + "[" * inner + "]" * inner + "}}"

@@ -6,7 +6,7 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from controlplane.breakers.library import breaker
+from controlplane.breakers.circuit import breaker
 from controlplane.health.models import ProviderCheck
 from controlplane.health.probes import probe_all
 from tests.breakers.conftest import fail
@@ -26,9 +26,9 @@ def fresh(transactional_db: Any, settings: Any) -> Any:
             "DELETE FROM breakers_breakerevent; DELETE FROM breakers_breaker; "
             "DELETE FROM health_providercheck"
         )
-    from controlplane.breakers import runtime
+    from controlplane.breakers.registry import registry
 
-    runtime.registry.runtimes.clear()
+    registry.runtimes.clear()
     settings.PROVIDERS = {}
     return settings
 

@@ -50,7 +50,7 @@ def test_counters_add_up_across_processes(transactional_db: Any) -> None:
 
 
 def test_the_series_are_exposed(transactional_db: Any, client_user: Any, api_as: Any) -> None:
-    from controlplane.breakers.library import breaker
+    from controlplane.breakers.circuit import breaker
     from tests.breakers.conftest import fail
 
     fail(breaker("metrics-breaker", failure_threshold=1), 2)

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import connection
 
 from jobs.models import Job
-from jobs.runner import run_job
+from jobs.tasks import run_job
 from lookups.models import MicroService
 from tests.errors.helpers import assert_envelope
 from tests.jobs.conftest import events
@@ -36,23 +36,6 @@ def test_create_returns_the_job_and_polling_guidance(
     } <= set(body)
     assert (body["status"], body["attempts"], body["timeout_seconds"]) == ("queued", 0, 600)
     assert response["X-Poll-After"] == "1" and body["poll_after_seconds"] == 1
-
-
-def test_idempotency_key(clean_jobs: None, client_user: Any, api_as: Any) -> None:
-    api = api_as(client_user)
-    body = {"kind": "demo.sleep", "payload": {"seconds": 1}}
-    first = api.post("/api/v1/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-42")
-    again = api.post("/api/v1/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="order-42")
-    assert (first.status_code, again.status_code) == (201, 200)
-    assert first.json()["id"] == again.json()["id"]
-    assert Job.objects.count() == 1
-    other = api.post(
-        "/api/v1/jobs/",
-        {**body, "payload": {"seconds": 2}},
-        format="json",
-        HTTP_IDEMPOTENCY_KEY="order-42",
-    )
-    assert_envelope(other, 409, "IDEMPOTENCY_KEY_REUSED")
 
 
 def test_oversize_payload_is_refused_with_413(

@@ -14,7 +14,7 @@ from controlplane.errors.models import ErrorRecord
 from controlplane.errors.recording import job_context
 from controlplane.resilience import providers
 from jobs.actions import create_job
-from jobs.runner import run_job
+from jobs.tasks import run_job
 from tests.breakers.conftest import fresh_name  # noqa: F401
 from tests.resilience.flaky_server import Script, flaky_server
 

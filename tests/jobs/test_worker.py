@@ -48,7 +48,8 @@ def test_cancel_while_running_stops_at_a_checkpoint(
     job = create(api, kind="demo.sleep", payload={"seconds": 30})
     wait_status(job["id"], {"running"})
     requested = api.post(f"/api/v1/jobs/{job['id']}/cancel/").json()
-    assert requested["status"] == "running" and requested["cancel_requested_at"]
+    # The handler may reach its checkpoint before the response is read back: either is right.
+    assert requested["status"] in ("running", "cancelled") and requested["cancel_requested_at"]
     started = time.monotonic()
     done = wait_status(job["id"], {"cancelled", "succeeded", "failed"}, seconds=5)
     assert done.status == "cancelled"

@@ -10,18 +10,18 @@ import django
 
 django.setup()
 
-from controlplane import notifications  # noqa: E402
-from lookups import flow  # noqa: E402
+from controlplane.lib import notifications  # noqa: E402
+from lookups import resolver, stats, warming  # noqa: E402
 
 slug, seconds = sys.argv[1], float(sys.argv[2])
-lookups = flow.get_lookups()
+lookups = resolver.get_lookups()
 lookups.listen()
 deadline = time.time() + 10
-while not notifications.listener.is_listening(flow.WARM_CHANNEL) and time.time() < deadline:
+while not notifications.listener.is_listening(warming.CHANNEL) and time.time() < deadline:
     time.sleep(0.01)
 first = lookups.lookup(slug)
 print(
-    json.dumps({"uuid": str(first.uuid), "source": first.source, "process": flow.process_name()}),
+    json.dumps({"uuid": str(first.uuid), "source": first.source, "process": stats.process_name()}),
     flush=True,
 )
 last = first.uuid

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from controlplane import notifications
-from controlplane.breakers import runtime
-from lookups import flow
+from controlplane.breakers.registry import registry
+from controlplane.lib import notifications
+from lookups import resolver
 
 
 @pytest.fixture
-def lookups(transactional_db: Any, settings: Any) -> Iterator[flow.Lookups]:
+def lookups(transactional_db: Any, settings: Any) -> Iterator[resolver.Lookups]:
     """This process's lookups, fresh, with its change listener already listening."""
     from django.db import connection
 
@@ -24,26 +24,26 @@ def lookups(transactional_db: Any, settings: Any) -> Iterator[flow.Lookups]:
             "DELETE FROM lookups_processstats; DELETE FROM breakers_breakerevent; "
             "DELETE FROM breakers_breaker"
         )
-    runtime.registry.runtimes.clear()
-    flow.reset_lookups()
-    service = flow.get_lookups()
+    registry.runtimes.clear()
+    resolver.reset_lookups()
+    service = resolver.get_lookups()
     service.listen()
     deadline = time.monotonic() + 10
-    while not notifications.listener.is_listening(flow.CHANNEL):
+    while not notifications.listener.is_listening(resolver.CHANNEL):
         assert time.monotonic() < deadline, "the change listener did not start"
         time.sleep(0.01)
     yield service
-    flow.reset_lookups()
-    runtime.registry.runtimes.clear()
+    resolver.reset_lookups()
+    registry.runtimes.clear()
 
 
-def settle(service: flow.Lookups, quiet: float = 0.15, limit: float = 3.0) -> None:
+def settle(service: resolver.Lookups, quiet: float = 0.15, limit: float = 3.0) -> None:
     """Wait until the change notifications of the test's own writes have arrived (a value
     read before its invalidation arrives is, correctly, not cached)."""
     deadline = time.monotonic() + limit
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
-        now_seen = (service.resets, sum(service.versions.values()))
+        now_seen = (service.guard.resets, service.guard.changes)
         if now_seen != last:
             last, since = now_seen, time.monotonic()
         elif time.monotonic() - since >= quiet:

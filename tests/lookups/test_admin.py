@@ -3,12 +3,12 @@ from __future__ import annotations
 from contextlib import suppress
 from typing import Any
 
-from lookups import flow
+from lookups import exceptions, resolver, stats
 from lookups.models import MicroService
 from tests.lookups.conftest import settle
 
 
-def test_search_by_uuid_and_slug(lookups: flow.Lookups, support_user: Any, client: Any) -> None:
+def test_search_by_uuid_and_slug(lookups: resolver.Lookups, support_user: Any, client: Any) -> None:
     service = MicroService.objects.create(slug="wall-painting")
     MicroService.objects.create(slug="roof-repair")
     client.force_login(support_user)
@@ -19,7 +19,7 @@ def test_search_by_uuid_and_slug(lookups: flow.Lookups, support_user: Any, clien
 
 
 def test_warm_action_reports_each_process(
-    lookups: flow.Lookups, ops_user: Any, client: Any
+    lookups: resolver.Lookups, ops_user: Any, client: Any
 ) -> None:
     service = MicroService.objects.create(slug="wall-painting")
     settle(lookups)
@@ -29,15 +29,15 @@ def test_warm_action_reports_each_process(
         {"action": "warm_cache", "_selected_action": [service.pk]},
         follow=True,
     )
-    assert f"{flow.process_name()}: 1" in response.content.decode()
+    assert f"{stats.process_name()}: 1" in response.content.decode()
     assert lookups.cache.get("wall-painting").uuid == service.uuid
 
 
 def test_stats_page_highlights_alerts(
-    lookups: flow.Lookups, ops_user: Any, support_user: Any, client: Any
+    lookups: resolver.Lookups, ops_user: Any, support_user: Any, client: Any
 ) -> None:
     for _ in range(3):
-        with suppress(flow.MicroServiceNotFoundError):
+        with suppress(exceptions.MicroServiceNotFoundError):
             lookups.lookup("missing-service")
     client.force_login(support_user)
     page = client.get("/admin/lookups/microservice/stats/").content.decode()

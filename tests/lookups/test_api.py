@@ -6,13 +6,13 @@ from typing import Any
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from lookups import flow
+from lookups import resolver, stats
 from lookups.models import MicroService
 from tests.errors.helpers import assert_envelope
 from tests.lookups.conftest import settle
 
 
-def test_resolve_a_slug(lookups: flow.Lookups, client_user: Any, api_as: Any) -> None:
+def test_resolve_a_slug(lookups: resolver.Lookups, client_user: Any, api_as: Any) -> None:
     service = MicroService.objects.create(slug="wall-painting")
     settle(lookups)
     api = api_as(client_user)
@@ -25,7 +25,9 @@ def test_resolve_a_slug(lookups: flow.Lookups, client_user: Any, api_as: Any) ->
     assert api.get("/api/v1/lookups/wall-painting/").json()["source"] == "cache"
 
 
-def test_unknown_and_invalid_slugs(lookups: flow.Lookups, client_user: Any, api_as: Any) -> None:
+def test_unknown_and_invalid_slugs(
+    lookups: resolver.Lookups, client_user: Any, api_as: Any
+) -> None:
     api = api_as(client_user)
     missing = api.get("/api/v1/lookups/no-such-service/")
     assert_envelope(missing, 404, "MICRO_SERVICE_NOT_FOUND")
@@ -36,7 +38,7 @@ def test_unknown_and_invalid_slugs(lookups: flow.Lookups, client_user: Any, api_
 
 
 def test_batch_uses_one_query_for_all_misses(
-    lookups: flow.Lookups, client_user: Any, api_as: Any
+    lookups: resolver.Lookups, client_user: Any, api_as: Any
 ) -> None:
     services = MicroService.objects.bulk_create(MicroService(slug=f"svc-{n}") for n in range(300))
     settle(lookups)
@@ -56,7 +58,7 @@ def test_batch_uses_one_query_for_all_misses(
     assert len(registry_queries) == 1
 
 
-def test_batch_limit(lookups: flow.Lookups, client_user: Any, api_as: Any) -> None:
+def test_batch_limit(lookups: resolver.Lookups, client_user: Any, api_as: Any) -> None:
     response = api_as(client_user).post(
         "/api/v1/lookups/batch/", {"slugs": [f"s-{n}" for n in range(501)]}, format="json"
     )
@@ -64,7 +66,7 @@ def test_batch_limit(lookups: flow.Lookups, client_user: Any, api_as: Any) -> No
 
 
 def test_stats_for_support(
-    lookups: flow.Lookups, support_user: Any, client_user: Any, api_as: Any
+    lookups: resolver.Lookups, support_user: Any, client_user: Any, api_as: Any
 ) -> None:
     MicroService.objects.create(slug="wall-painting")
     settle(lookups)
@@ -80,12 +82,12 @@ def test_stats_for_support(
 
 
 def test_warm_is_for_ops(
-    lookups: flow.Lookups, ops_user: Any, client_user: Any, api_as: Any
+    lookups: resolver.Lookups, ops_user: Any, client_user: Any, api_as: Any
 ) -> None:
     MicroService.objects.create(slug="wall-painting")
     settle(lookups)
     body = api_as(ops_user).post("/api/v1/lookups/warm/", {}, format="json").json()
-    assert [r["warmed"] for r in body["reports"] if r["process"] == flow.process_name()] == [1]
+    assert [r["warmed"] for r in body["reports"] if r["process"] == stats.process_name()] == [1]
     assert_envelope(
         api_as(client_user).post("/api/v1/lookups/warm/", {}, format="json"),
         403,
@@ -93,7 +95,9 @@ def test_warm_is_for_ops(
     )
 
 
-def test_registry_crud(lookups: flow.Lookups, ops_user: Any, client_user: Any, api_as: Any) -> None:
+def test_registry_crud(
+    lookups: resolver.Lookups, ops_user: Any, client_user: Any, api_as: Any
+) -> None:
     ops, client = api_as(ops_user), api_as(client_user)
     created = ops.post(
         "/api/v1/micro-services/", {"slug": "roof-repair", "name": "Roof"}, format="json"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from lookups import flow
+from lookups import resolver, stats
 from lookups.models import MicroService
 from tests.conftest import PYTHON, REPO, django_child_env
 from tests.lookups.conftest import settle
@@ -29,7 +29,7 @@ def spawn(slug: str, seconds: float) -> subprocess.Popen:
     )
 
 
-def test_a_change_is_seen_by_another_process_within_a_second(lookups: flow.Lookups) -> None:
+def test_a_change_is_seen_by_another_process_within_a_second(lookups: resolver.Lookups) -> None:
     service = MicroService.objects.create(slug="wall-painting")
     child = spawn("wall-painting", 6)
     try:
@@ -51,7 +51,7 @@ def test_a_change_is_seen_by_another_process_within_a_second(lookups: flow.Looku
 
 
 def test_an_admin_warm_reaches_the_other_process(
-    lookups: flow.Lookups, ops_user: Any, client: Any, settings: Any
+    lookups: resolver.Lookups, ops_user: Any, client: Any, settings: Any
 ) -> None:
     settings.LOOKUP_WARM_WAIT_SECONDS = 3
     MicroService.objects.bulk_create(MicroService(slug=f"service-{n}") for n in range(5))
@@ -64,5 +64,5 @@ def test_an_admin_warm_reaches_the_other_process(
     finally:
         child.kill()
         child.communicate()
-    assert f"{flow.process_name()}: 5" in page  # the process that handled the click
+    assert f"{stats.process_name()}: 5" in page  # the process that handled the click
     assert f"{process}: 5" in page  # and the other one, through the broadcast

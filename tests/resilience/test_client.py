@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from controlplane.breakers.library import breaker
+from controlplane.breakers.circuit import breaker
 from controlplane.breakers.models import Breaker, BreakerEvent
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.models import ErrorRecord

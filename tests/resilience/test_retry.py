@@ -7,7 +7,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from controlplane.breakers.runtime import CircuitOpenError
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import ValidationError
 from controlplane.resilience.retry import RetryPolicy, is_retryable, parse_retry_after
 

@@ -5,6 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from controlplane.errors.exceptions import UserFacingError
+from lookups.resolver import get_lookups
 from lookups.warming import warm_everywhere
 
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         self, *args: Any, slugs: list[str] | None, wait: float | None, **options: Any
     ) -> None:
         try:
-            result = warm_everywhere(slugs=slugs or None, wait_seconds=wait)
+            result = warm_everywhere(get_lookups(), slugs=slugs or None, wait_seconds=wait)
         except UserFacingError as exc:
             raise CommandError(exc.user_message) from exc
         self.stdout.write(f"Warm request {result['request_id']}:")

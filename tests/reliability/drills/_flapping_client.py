@@ -27,9 +27,9 @@ django.setup()
 
 import httpx  # noqa: E402
 
-from controlplane import notifications  # noqa: E402
-from controlplane.breakers.transitions import CHANNEL  # noqa: E402
+from controlplane.breakers.sql import CHANNEL  # noqa: E402
 from controlplane.errors.exceptions import UserFacingError  # noqa: E402
+from controlplane.lib import notifications  # noqa: E402
 from controlplane.resilience.providers import client_for  # noqa: E402
 
 MAX_LIFETIME = 600.0  # never outlive a drill that crashed without writing the stop file

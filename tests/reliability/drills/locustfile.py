@@ -22,10 +22,7 @@ so load.py can check afterwards that none was lost:
 - ``error <support_id>``: an error report the API stored (201), or acknowledged (a twin).
 - ``shown <support_id> <status> <code>``: a support id shown in an error envelope.
 
-At exit, the final stats (locust's CSV files are periodic snapshots that can miss the
-last second) go to ``LOAD_SUMMARY_FILE`` as JSON: overall and per request name, the
-count, failures, req/s, p50/p95/p99/max in ms; every failure message with its count;
-the exceptions raised in tasks; the exit code.
+At exit, the final stats go to ``LOAD_SUMMARY_FILE`` as JSON (``_locust_summary``).
 
 Configuration (environment): LOAD_TOKEN_CLIENT, LOAD_TOKEN_SUPPORT, LOAD_SLUGS_FILE
 (JSON ``{slug: uuid}`` of seeded micro-services), LOAD_ACK_FILE, LOAD_SUMMARY_FILE,
@@ -44,9 +41,12 @@ from collections import deque
 from typing import Any
 
 import gevent
-from locust import HttpUser, between, events, task
+from locust import HttpUser, between, task
 
-from tests.reliability.drills import envelope_of
+from tests.reliability.drills import (
+    _locust_summary,  # noqa: F401 -- writes the exit summary
+    envelope_of,
+)
 
 TIMEOUT = float(os.environ.get("LOAD_REQUEST_TIMEOUT", "30"))
 JOB_STATUSES = {"queued", "running", "succeeded", "failed", "cancelled", "timed_out"}
@@ -94,51 +94,6 @@ _ack_path = os.environ.get("LOAD_ACK_FILE")
 _ack = open(_ack_path, "a", buffering=1) if _ack_path else None  # noqa: SIM115 -- process-long
 # Support ids reported by any user, for support's reads (shared within this process).
 REPORTED: deque[str] = deque(maxlen=500)
-
-
-_environment: Any = None
-
-
-@events.init.add_listener
-def _remember(environment: Any, **_: Any) -> None:
-    global _environment
-    _environment = environment
-
-
-def _entry(entry: Any) -> dict[str, Any]:
-    return {
-        "requests": entry.num_requests,
-        "failures": entry.num_failures,
-        "req_per_s": round(entry.total_rps, 2),
-        "p50_ms": entry.get_response_time_percentile(0.50) if entry.num_requests else None,
-        "p95_ms": entry.get_response_time_percentile(0.95) if entry.num_requests else None,
-        "p99_ms": entry.get_response_time_percentile(0.99) if entry.num_requests else None,
-        "max_ms": round(entry.max_response_time, 1) if entry.num_requests else None,
-    }
-
-
-@events.quit.add_listener
-def _summarise(exit_code: int, **_: Any) -> None:
-    """Write the final stats once every user has stopped (see the module docstring)."""
-    path = os.environ.get("LOAD_SUMMARY_FILE")
-    if not path or _environment is None or _environment.runner is None:
-        return
-    stats = _environment.runner.stats
-    summary = {
-        "exit_code": exit_code,
-        "total": _entry(stats.total),
-        "endpoints": {entry.name: _entry(entry) for entry in stats.entries.values()},
-        "failures": [
-            {"name": error.name, "message": str(error.error), "count": error.occurrences}
-            for error in stats.errors.values()
-        ],
-        "exceptions": [
-            {"message": str(found["msg"])[:300], "count": found["count"]}
-            for found in _environment.runner.exceptions.values()
-        ],
-    }
-    with open(path, "w") as handle:
-        json.dump(summary, handle, indent=2)
 
 
 def ack(*fields: Any) -> None:

@@ -4,7 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from controlplane.errors.store import replay_spool, spool_path
+from controlplane.errors.spool import spool_path
+from controlplane.errors.store import replay_spool
 
 
 class Command(BaseCommand):

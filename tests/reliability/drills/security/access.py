@@ -56,7 +56,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("get", "/api/v1/jobs/{job_id}/"): ANY_GROUP,  # JobDetailView: IsClient | IsSupport
     ("post", "/api/v1/jobs/{job_id}/cancel/"): CLIENTS,  # JobCancelView: IsClient
 }
-# Job kinds reserved for some groups (jobs/handlers.py, job_handler(groups=...)).
+# Job kinds reserved for some groups (jobs/kinds.py, job_handler(groups=...)).
 OPS_JOB_KINDS = ("lookups.warm", "lookups.backfill")
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")

@@ -15,59 +15,32 @@ so no process serves a stale UUID for longer than the notification takes.
 
 from __future__ import annotations
 
-import json
-import logging
-import os
+import functools
 import re
-import socket
-import sys
 import threading
 import time
 import uuid
-from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection
-from django.db.models.functions import Now
 
-from controlplane import notifications
-from controlplane.breakers.library import CircuitBreaker
-from controlplane.breakers.runtime import CircuitOpenError
-from controlplane.breakers.signals import breaker_transition
-from controlplane.errors.exceptions import (
-    InvalidRequestError,
-    NotFoundError,
-    ServiceUnavailableError,
-    UserFacingError,
-)
+from controlplane.breakers.circuit import CircuitBreaker
+from controlplane.breakers.exceptions import CircuitOpenError
+from controlplane.errors.exceptions import UserFacingError
+from controlplane.lib import notifications
+from controlplane.lib.notifications import CacheGuard
 from controlplane.resilience.retry import RetryPolicy
+from lookups import stats, warming
 from lookups.cache import LookupCache
+from lookups.exceptions import DatabaseConnectionError, InvalidSlugError, MicroServiceNotFoundError
 from lookups.metrics import LookupMetrics
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService
 
-logger = logging.getLogger("controlplane.lookups")
-
 CHANNEL = "controlplane_lookups"
-WARM_CHANNEL = "controlplane_lookups_warm"
 BREAKER = "lookups-db"
 _SLUG = re.compile(SLUG_PATTERN)
-
-
-class InvalidSlugError(InvalidRequestError):
-    code = "INVALID_SLUG"
-    recovery = "abort"
-
-
-class MicroServiceNotFoundError(NotFoundError):
-    code = "MICRO_SERVICE_NOT_FOUND"
-    recovery = "fallback"
-
-
-class DatabaseConnectionError(ServiceUnavailableError):
-    code = "LOOKUP_DATABASE_UNAVAILABLE"
-    recovery = "fallback"
 
 
 @dataclass(frozen=True)
@@ -100,9 +73,11 @@ def _fresh_connection(attempt: int, exc: BaseException, delay: float) -> None:
         connection.close()
 
 
-def process_name() -> str:
-    role = "worker" if any(a in ("qcluster", "runworker") for a in sys.argv) else "web"
-    return f"{socket.gethostname()}:{os.getpid()}:{role}"
+def _not_found(slug: str) -> MicroServiceNotFoundError:
+    return MicroServiceNotFoundError(
+        f"No active micro-service with slug {slug!r}.",
+        metadata={"recovery": "fallback", "slug": slug},
+    )
 
 
 class Lookups:
@@ -112,6 +87,7 @@ class Lookups:
         self.cache = LookupCache(
             max_size=settings.LOOKUP_CACHE_MAX_SIZE, ttl_seconds=settings.LOOKUP_CACHE_TTL
         )
+        self.guard = CacheGuard(CHANNEL, on_change=self.cache.drop, on_reset=self.cache.clear)
         self.metrics = LookupMetrics()
         self.breaker = CircuitBreaker(BREAKER, is_failure=_is_connection_error)
         self.retry = RetryPolicy(
@@ -123,48 +99,26 @@ class Lookups:
             deadline=None,
             retryable=_is_connection_error,
         )
-        self.subscribed = False
-        # Invalidation counters (whole cache, per slug): see _version().
-        self.resets = 0
-        self.versions: dict[str, int] = {}
+        self._answer_warm = functools.partial(warming.answer, self)
+        self.answering_warm = False
         self.last_stats_flush = 0.0
         self.lock = threading.Lock()
 
     # --- coherence -----------------------------------------------------------------
     def listen(self) -> None:
-        if not self.subscribed:
+        """Follow changes to the table, and answer other processes' warm requests."""
+        self.guard.listen()
+        if not self.answering_warm:
             with self.lock:
-                if not self.subscribed:
-                    notifications.subscribe(CHANNEL, self._changed, self._reset)
-                    notifications.subscribe(WARM_CHANNEL, self._warm_requested, lambda: None)
-                    self.subscribed = True
-        else:
-            notifications.listener.ensure_running()
+                if not self.answering_warm:
+                    notifications.subscribe(warming.CHANNEL, self._answer_warm, lambda: None)
+                    self.answering_warm = True
 
     def close(self) -> None:
         """Stop receiving changes and warm requests (this instance is being replaced)."""
-        notifications.listener.unsubscribe(CHANNEL, self._changed)
-        notifications.listener.unsubscribe(WARM_CHANNEL, self._warm_requested)
-        self.subscribed = False
-
-    def _changed(self, slug: str) -> None:
-        if slug == "*":
-            self._reset()
-            return
-        self.versions[slug] = self.versions.get(slug, 0) + 1
-        self.cache.drop(slug)
-
-    def _reset(self) -> None:
-        self.resets += 1
-        self.cache.clear()
-
-    def _version(self, slug: str) -> tuple[int, int]:
-        """Changes when ``slug`` (or everything) is invalidated: a value read before such a
-        change must not be cached, it may already be stale."""
-        return self.resets, self.versions.get(slug, 0)
-
-    def cache_trusted(self) -> bool:
-        return notifications.listener.is_listening(CHANNEL)
+        self.guard.close()
+        notifications.listener.unsubscribe(warming.CHANNEL, self._answer_warm)
+        self.answering_warm = False
 
     # --- lookups -------------------------------------------------------------------
     def lookup(self, slug: Any) -> LookupResult:
@@ -174,7 +128,7 @@ class Lookups:
         except InvalidSlugError:
             self.metrics.count("lookups", "invalid")
             raise
-        if notifications.listener.is_listening(CHANNEL):
+        if self.guard.trusted():
             cached = self.cache.get(slug)
             if cached is not None:  # the stored value is the ready, immutable result
                 self.metrics.count(
@@ -182,7 +136,7 @@ class Lookups:
                 )
                 return cached
         self.listen()
-        seen = self._version(slug)
+        seen = self.guard.stamp(slug)
         self.metrics.count("lookups", "misses")
         if not self.breaker.allows():
             self.metrics.count("fallbacks")
@@ -207,12 +161,9 @@ class Lookups:
         self.metrics.observe("db", time.perf_counter() - started)
         if found is None:
             self.metrics.count("not_found")
-            raise MicroServiceNotFoundError(
-                f"No active micro-service with slug {slug!r}.",
-                metadata={"recovery": "fallback", "slug": slug},
-            )
+            raise _not_found(slug)
         self.metrics.count("found")
-        if self.cache_trusted() and self._version(slug) == seen:
+        if self.guard.trusted() and self.guard.stamp(slug) == seen:
             self.cache.put(slug, LookupResult(slug, found, "cache"))
         return LookupResult(slug, found, "db")
 
@@ -226,10 +177,9 @@ class Lookups:
     def lookup_many(self, slugs: list[Any]) -> list[LookupResult | UserFacingError]:
         """Each slug's result or error, with one database query for all cache misses."""
         self.listen()
-        resets = self.resets
         results: dict[int, LookupResult | UserFacingError] = {}
         misses: dict[str, list[int]] = {}
-        trusted = self.cache_trusted()
+        trusted = self.guard.trusted()
         for index, raw in enumerate(slugs):
             self.metrics.count("lookups")
             try:
@@ -245,7 +195,7 @@ class Lookups:
             else:
                 self.metrics.count("misses")
                 misses.setdefault(slug, []).append(index)
-        seen = {slug: self._version(slug) for slug in misses}
+        seen = {slug: self.guard.stamp(slug) for slug in misses}
         if misses:
             started = time.perf_counter()
             found: dict[str, uuid.UUID] | None = None
@@ -268,15 +218,12 @@ class Lookups:
                         results[index] = LookupResult(slug, found[slug], "db")
                     else:
                         self.metrics.count("not_found")
-                        results[index] = MicroServiceNotFoundError(
-                            f"No active micro-service with slug {slug!r}.",
-                            metadata={"recovery": "fallback", "slug": slug},
-                        )
-            if found and trusted and self.resets == resets:
+                        results[index] = _not_found(slug)
+            if found and trusted:
                 self.cache.put_many(
                     (s, LookupResult(s, u, "cache"))
                     for s, u in found.items()
-                    if self._version(s) == seen[s]  # not invalidated while we read
+                    if self.guard.stamp(s) == seen[s]  # not invalidated while we read
                 )
         self._maybe_flush_stats()
         return [results[index] for index in range(len(slugs))]
@@ -288,43 +235,23 @@ class Lookups:
 
     # --- warming -------------------------------------------------------------------
     def warm(self, slugs: list[str] | None = None) -> int:
-        """Load active mappings (the given slugs, or the newest up to the cache size)."""
+        """Load active mappings into this process's cache (the given slugs, or the newest up
+        to the cache size); every process, see ``lookups.warming``."""
         self.listen()
-        resets, versions = self.resets, dict(self.versions)
+        guard = self.guard
+        resets, versions = guard.resets, dict(guard.versions)
         query = MicroService.objects.filter(active=True)
         if slugs:
             query = query.filter(slug__in=[validate_slug(s) for s in slugs])
         newest = query.order_by("-updated_at").values_list("slug", "uuid")
         rows = list(newest[: self.cache.max_size])
-        if self.resets != resets:  # everything was invalidated while we read: read again
+        if guard.resets != resets:  # everything was invalidated while we read: read again
             return self.warm(slugs)
         return self.cache.put_many(
             (slug, LookupResult(slug, value, "cache"))
             for slug, value in rows
-            if self.versions.get(slug, 0) == versions.get(slug, 0)  # skip what changed meanwhile
+            if guard.versions.get(slug, 0) == versions.get(slug, 0)  # skip what changed meanwhile
         )
-
-    def _warm_requested(self, payload: str) -> None:
-        """A warm broadcast: warm in a thread of its own, so slow queries never hold up the
-        listener (and the invalidations it delivers)."""
-        threading.Thread(target=self._warm_and_report, args=(payload,), daemon=True).start()
-
-    def _warm_and_report(self, payload: str) -> None:
-        """Warm this process's cache and report how many entries it loaded."""
-        try:
-            request = json.loads(payload)
-            if request.get("origin") == process_name():
-                return  # the requesting process warmed itself already
-            warmed = self.warm(request.get("slugs") or None)
-            from lookups.models import WarmReport
-
-            WarmReport.objects.create(
-                request_id=request["request_id"], process=process_name(), warmed=warmed
-            )
-        except Exception:
-            logger.exception("cache warm request failed in %s", process_name())
-        finally:
-            connection.close()  # the listener thread keeps no idle ORM connection
 
     # --- stats ---------------------------------------------------------------------
     def _maybe_flush_stats(self, force: bool = False) -> None:
@@ -332,19 +259,12 @@ class Lookups:
         if not force and now - self.last_stats_flush < settings.LOOKUP_STATS_FLUSH_SECONDS:
             return
         self.last_stats_flush = now
-        from lookups.models import ProcessStats
+        stats.flush(self.metrics, len(self.cache))
 
-        with suppress(OperationalError):  # database down: the stats wait for the next flush
-            ProcessStats.objects.update_or_create(
-                process=process_name(),
-                defaults={
-                    "data": {**self.metrics.raw(), "cache_size": len(self.cache)},
-                    "updated_at": Now(),
-                },
-            )
-
-    def flush_stats(self) -> None:
+    def stats(self) -> dict[str, Any]:
+        """This process's figures and every recently reporting process's (``lookups.stats``)."""
         self._maybe_flush_stats(force=True)
+        return stats.collect(self.metrics, len(self.cache))
 
 
 _lookups: Lookups | None = None
@@ -373,9 +293,7 @@ def lookup(slug: Any) -> LookupResult:
     return get_lookups().lookup(slug)
 
 
-def _count_breaker_opens(sender: Any, name: str, to_state: str, **kwargs: Any) -> None:
+def count_breaker_opens(sender: Any, name: str, to_state: str, **kwargs: Any) -> None:
+    """breaker_transition receiver (connected in LookupsConfig.ready)."""
     if name == BREAKER and to_state == "open":
         get_lookups().metrics.count("breaker_opens")
-
-
-breaker_transition.connect(_count_breaker_opens, dispatch_uid="lookups.breaker_opens")

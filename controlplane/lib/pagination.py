@@ -1,12 +1,41 @@
-"""Admin paginators that never run an unbounded COUNT(*) on a large table."""
+"""Pagination for tables that grow to millions of rows.
+
+The API pages with cursors (no OFFSET, no COUNT); the admin counts exactly only
+up to a limit and estimates above it.
+"""
 
 from __future__ import annotations
 
 import json
 from functools import cached_property
+from typing import Any
 
 from django.core.paginator import Paginator
 from django.db import connections
+from drf_spectacular.utils import inline_serializer
+from rest_framework import serializers
+from rest_framework.pagination import CursorPagination
+
+
+class NewestFirstPagination(CursorPagination):
+    """API lists of records, newest first: ``?page_size=`` up to 200, 50 by default."""
+
+    ordering = "-created_at"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+def cursor_page(name: str, item: serializers.Serializer) -> Any:
+    """The OpenAPI body of a cursor-paginated list: {next, previous, results}."""
+    return inline_serializer(
+        name,
+        {
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item,
+        },
+    )
 
 
 class EstimatedCountPaginator(Paginator):

@@ -1,10 +1,10 @@
-"""Prometheus metrics, aggregated across every web and worker process.
+"""GET /metrics: Prometheus metrics, aggregated across every web and worker process.
 
-prometheus-client runs in multi-process mode (PROMETHEUS_MULTIPROC_DIR, set in
-settings): each process writes its counters and histograms to files there and
-/metrics sums them. Gauges that describe shared state (breaker states, jobs by
-status, queue depth) and the lookup figures (already aggregated per process in
-the database) are read from PostgreSQL at scrape time instead.
+Counters and histograms are defined in ``controlplane.lib.metrics`` and written by
+each process to PROMETHEUS_MULTIPROC_DIR; this scrape sums them. Gauges that
+describe shared state (breaker states, jobs by status, queue depth) and the lookup
+figures (already aggregated per process in the database) are read from PostgreSQL
+at scrape time instead.
 """
 
 from __future__ import annotations
@@ -18,37 +18,18 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-HTTP_REQUESTS = Counter(
-    "controlplane_http_requests", "HTTP responses by status code.", ["method", "status"]
-)
-ERROR_RECORDS = Counter("controlplane_error_records", "Error records written, by code.", ["code"])
-BREAKER_TRANSITIONS = Counter(
-    "controlplane_breaker_transitions",
-    "Breaker transitions (counted by the winner).",
-    ["breaker", "to_state"],
-)
-BREAKER_REJECTIONS = Counter(
-    "controlplane_breaker_rejections", "Calls refused by an open breaker.", ["breaker"]
-)
-RETRY_ATTEMPTS = Counter(
-    "controlplane_retry_attempts", "Retries of outgoing calls, by failure type.", ["reason"]
-)
-JOBS_FINISHED = Counter(
-    "controlplane_job_outcomes", "Job attempts ended, by kind and outcome.", ["kind", "outcome"]
-)
-JOB_DURATION = Histogram(
-    "controlplane_job_duration_seconds",
-    "Wall time of job attempts.",
-    ["kind", "outcome"],
-    buckets=(0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 600, 1800),
-)
+from controlplane.breakers.models import Breaker
+from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN, HALF_OPEN, OPEN, effective_state
+from jobs.models import Job, JobStatus
+from lookups.metrics import BUCKETS, merge
+from lookups.models import ProcessStats
 
-BREAKER_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2, "forced_open": 3}
+BREAKER_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, FORCED_OPEN: 3}
 
 
 class DatabaseCollector(Collector):
@@ -70,41 +51,29 @@ class DatabaseCollector(Collector):
         yield up
 
     def _breakers(self) -> Iterator[Any]:
-        from controlplane.breakers.models import Breaker
-
         state = GaugeMetricFamily(
             "controlplane_breaker_state",
             "Breaker state: 0 closed, 1 half-open, 2 open, 3 forced open.",
             labels=["breaker"],
         )
-        for name, current, override in Breaker.objects.values_list("name", "state", "override")[
-            :1000
-        ]:
-            key = "forced_open" if override == "forced_open" else current
-            state.add_metric([name], BREAKER_STATE_VALUE[key])
+        rows = Breaker.objects.values_list("name", "state", "override")[:1000]
+        for name, current, override in rows:
+            state.add_metric([name], BREAKER_STATE_VALUE[effective_state(current, override)])
         yield state
 
     def _jobs(self) -> Iterator[Any]:
-        from jobs.models import Job
-
-        since = timezone.now() - timedelta(hours=24)
         by_status = GaugeMetricFamily(
             "controlplane_jobs", "Jobs created in the last 24 h, by status.", labels=["status"]
         )
-        from jobs.models import JobStatus
-
-        counts = _status_counts(since)
-        for status in JobStatus.values:  # every status, zeros included, for steady series
-            by_status.add_metric([status], counts.get(status, 0))
+        counts = Job.objects.status_counts(since=timezone.now() - timedelta(hours=24))
+        for status, count in counts.items():  # every status, zeros included: steady series
+            by_status.add_metric([status], count)
         yield by_status
         depth = GaugeMetricFamily("controlplane_job_queue_depth", "Jobs waiting to run.")
-        depth.add_metric([], Job.objects.filter(status="queued").count())
+        depth.add_metric([], Job.objects.filter(status=JobStatus.QUEUED).count())
         yield depth
 
     def _lookups(self) -> Iterator[Any]:
-        from lookups.metrics import BUCKETS, merge
-        from lookups.models import ProcessStats
-
         rows = ProcessStats.objects.filter(updated_at__gte=timezone.now() - timedelta(minutes=5))
         merged = merge([row.data for row in rows])
         counters = merged["counters"]
@@ -132,14 +101,6 @@ class DatabaseCollector(Collector):
         yield latency
 
 
-def _status_counts(since: Any) -> dict[str, int]:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT status, count(*) FROM jobs_job WHERE created_at >= %s GROUP BY status", [since]
-        )
-        return dict(cursor.fetchall())
-
-
 def _allowed(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if token:
@@ -160,15 +121,3 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     MultiProcessCollector(registry)
     registry.register(DatabaseCollector())
     return HttpResponse(generate_latest(registry), content_type="text/plain; version=0.0.4")
-
-
-class MetricsMiddleware:
-    """Counts every response by method and status."""
-
-    def __init__(self, get_response: Any) -> None:
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
-        HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
-        return response

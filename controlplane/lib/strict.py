@@ -2,12 +2,11 @@
 
 DRF coerces by default: ``"1"`` is accepted as a number, ``0`` as a string,
 an empty query value (``?status=``) counts as absent, and unknown keys are
-ignored (so a misspelt ``timeout_second`` silently does nothing). Our OpenAPI
-schema promises types and closed objects, so the fuzz drill rightly reported
-each as "schema-violating request accepted". It also found text PostgreSQL
-cannot store (NUL, unpaired surrogates) deep inside JSON payloads, which
-became 500s; such input is now a 400. Put :class:`StrictInput` first in an
-input serializer's bases.
+ignored (so a misspelt ``timeout_second`` silently does nothing). The OpenAPI
+schema promises types and closed objects, so each of these is refused here.
+Text PostgreSQL cannot store (NUL, unpaired surrogates), anywhere inside a
+JSON value, is a 400 rather than a failed INSERT. Put :class:`StrictInput`
+first in an input serializer's bases.
 """
 
 from __future__ import annotations

@@ -10,13 +10,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from controlplane.breakers.actions import override_breaker
-from lookups import flow
+from lookups import exceptions, resolver
 from lookups.models import MicroService
 from tests.conftest import run_with_dead_database
 from tests.lookups.conftest import settle
 
 
-def test_miss_then_hit(lookups: flow.Lookups) -> None:
+def test_miss_then_hit(lookups: resolver.Lookups) -> None:
     service = MicroService.objects.create(slug="wall-painting", name="Wall painting")
     settle(lookups)
     first = lookups.lookup("wall-painting")
@@ -29,9 +29,9 @@ def test_miss_then_hit(lookups: flow.Lookups) -> None:
     assert (counters["hits"], counters["misses"], counters["found"]) == (1, 1, 1)
 
 
-def test_not_found_is_recoverable(lookups: flow.Lookups) -> None:
+def test_not_found_is_recoverable(lookups: resolver.Lookups) -> None:
     MicroService.objects.create(slug="retired", active=False)
-    with pytest.raises(flow.MicroServiceNotFoundError) as missing:
+    with pytest.raises(exceptions.MicroServiceNotFoundError) as missing:
         lookups.lookup("retired")
     assert (missing.value.http_status, missing.value.recovery) == (404, "fallback")
     assert missing.value.metadata["recovery"] == "fallback"
@@ -40,8 +40,11 @@ def test_not_found_is_recoverable(lookups: flow.Lookups) -> None:
 @pytest.mark.parametrize(
     "slug", ["Wall-Painting", "wall--painting", "-wall", "wall_painting", "", "a" * 101, None]
 )
-def test_invalid_slugs_are_refused_before_any_query(lookups: flow.Lookups, slug: Any) -> None:
-    with CaptureQueriesContext(connection) as queries, pytest.raises(flow.InvalidSlugError) as bad:
+def test_invalid_slugs_are_refused_before_any_query(lookups: resolver.Lookups, slug: Any) -> None:
+    with (
+        CaptureQueriesContext(connection) as queries,
+        pytest.raises(exceptions.InvalidSlugError) as bad,
+    ):
         lookups.lookup(slug)
     assert (bad.value.http_status, bad.value.code, bad.value.recovery) == (
         400,
@@ -52,14 +55,14 @@ def test_invalid_slugs_are_refused_before_any_query(lookups: flow.Lookups, slug:
 
 
 def test_an_open_breaker_falls_back_without_a_database_call(
-    lookups: flow.Lookups, ops_user: Any
+    lookups: resolver.Lookups, ops_user: Any
 ) -> None:
     MicroService.objects.create(slug="wall-painting")
     lookups.breaker.allows()  # create the breaker row
     override_breaker(
-        name=flow.BREAKER, action="force_open", reason="db maintenance", actor=ops_user
+        name=resolver.BREAKER, action="force_open", reason="db maintenance", actor=ops_user
     )
-    lookups.breaker.runtime.invalidate()
+    lookups.breaker.runtime.registry.invalidate(resolver.BREAKER)
     lookups.breaker.allows()  # load the new state (the breaker's own side connection)
     with CaptureQueriesContext(connection) as queries:
         result = lookups.lookup("wall-painting")
@@ -68,7 +71,7 @@ def test_an_open_breaker_falls_back_without_a_database_call(
     assert lookups.metrics.raw()["counters"]["fallbacks"] == 1
 
 
-def test_a_change_drops_the_cached_entry(lookups: flow.Lookups) -> None:
+def test_a_change_drops_the_cached_entry(lookups: resolver.Lookups) -> None:
     import time
 
     service = MicroService.objects.create(slug="wall-painting")
@@ -84,10 +87,10 @@ def test_a_change_drops_the_cached_entry(lookups: flow.Lookups) -> None:
 
 UNREACHABLE = """
 import json
-from lookups import flow
+from lookups import exceptions, resolver
 try:
-    flow.lookup("wall-painting")
-except flow.DatabaseConnectionError as exc:
+    resolver.lookup("wall-painting")
+except exceptions.DatabaseConnectionError as exc:
     print(json.dumps({"code": exc.code, "status": exc.http_status, "recovery": exc.recovery,
                       "retryable": exc.retryable}))
 """
@@ -107,7 +110,7 @@ def test_an_unreachable_database_after_retries_is_a_recoverable_error() -> None:
 def test_ttl_and_size_come_from_settings(settings: Any, transactional_db: Any) -> None:
     settings.LOOKUP_CACHE_TTL = 12
     settings.LOOKUP_CACHE_MAX_SIZE = 3
-    flow.reset_lookups()
-    cache = flow.get_lookups().cache
+    resolver.reset_lookups()
+    cache = resolver.get_lookups().cache
     assert (cache.ttl, cache.max_size) == (12, 3)
-    flow.reset_lookups()
+    resolver.reset_lookups()

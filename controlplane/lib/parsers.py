@@ -1,7 +1,7 @@
 """The API's JSON parser: DRF's, with a nesting limit.
 
 Python's json module recurses once per nesting level, so a body of a few
-thousand brackets raised RecursionError -- a 500 -- in the parser, in input
+thousand brackets would raise RecursionError (a 500) in the parser, in input
 validation or in the error record built for it. Bodies nested deeper than
 MAX_JSON_DEPTH are a 400 instead.
 """

@@ -1,6 +1,6 @@
 """The breaker API for code in this project.
 
-    from controlplane.breakers.library import breaker
+    from controlplane.breakers.circuit import breaker
 
     @breaker("llamaparse")              # decorator, sync or async
     def parse(doc): ...
@@ -28,8 +28,11 @@ from time import monotonic
 from typing import Any, TypeVar
 
 import httpx
+from django.conf import settings
 
-from controlplane.breakers.runtime import CircuitOpenError, Permit, registry
+from controlplane.breakers.exceptions import CircuitOpenError
+from controlplane.breakers.registry import registry
+from controlplane.breakers.snapshot import Permit
 from controlplane.errors.exceptions import UserFacingError
 
 T = TypeVar("T")
@@ -37,6 +40,20 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _open_permits: contextvars.ContextVar[tuple[tuple[int, Permit], ...]] = contextvars.ContextVar(
     "breaker_permits", default=()
 )
+
+
+_reserved: set[str] = set()
+
+
+def reserve(name: str) -> None:
+    """Mark ``name`` as a breaker this service runs itself (from an AppConfig.ready()):
+    remote services may neither report outcomes on it nor take its permits."""
+    _reserved.add(name)
+
+
+def is_reserved(name: str) -> bool:
+    """Reserved names, and the breakers of configured providers and provider groups."""
+    return name in _reserved or name in settings.PROVIDERS or name in settings.PROVIDER_GROUPS
 
 
 def default_is_failure(exc: BaseException) -> bool:
@@ -78,9 +95,7 @@ class CircuitBreaker:
     @property
     def state(self) -> str:
         snap = self.runtime.current()
-        if snap is None:
-            return "unknown"
-        return snap.override if snap.override == "forced_open" else snap.state
+        return "unknown" if snap is None else snap.effective_state
 
     # --- call ----------------------------------------------------------------------
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -5,6 +5,10 @@ channels that callbacks subscribed to. When the connection is lost, every
 subscriber's ``on_reset`` runs (so caches fall back to their TTL safety net)
 and the thread reconnects every second. Started lazily, and again in a forked
 child (the parent's thread does not survive fork).
+
+:class:`CacheGuard` is how a per-process cache uses it (API tokens, lookups,
+breaker snapshots): subscribe once, trust the cache only while listening, and
+never cache a value read while an invalidation of it arrived.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
-from controlplane import sidedb
+from controlplane.lib import sidedb
 
 logger = logging.getLogger(__name__)
 PING_SECONDS = 5.0
@@ -40,7 +44,6 @@ class Listener:
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     listening: set[str] = field(default_factory=set)
-    last_error: str = ""
     atexit_registered: bool = False
 
     def subscribe(
@@ -117,7 +120,6 @@ class Listener:
                             for sub in list(self.subscriptions.get(note.channel, ())):
                                 sub.on_message(note.payload)
             except psycopg.Error as exc:
-                self.last_error = str(exc)
                 if self.connected.is_set():
                     logger.warning("notification listener lost its connection: %s", exc)
                 self.connected.clear()
@@ -161,3 +163,67 @@ def subscribe(
     channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
 ) -> None:
     listener.subscribe(channel, on_message, on_reset)
+
+
+EVERYTHING = "*"  # a payload that invalidates every key (e.g. after TRUNCATE)
+
+
+class CacheGuard:
+    """A per-process cache's link to one NOTIFY channel.
+
+    Each payload names the key that changed (or ``*``: everything). The guard counts
+    the change first, then calls ``on_change(key)`` / ``on_reset()`` so the cache drops
+    it; losing the connection (or a fresh LISTEN) resets everything.
+
+    A reader takes ``stamp(key)`` before reading the database and caches what it read
+    only if the stamp is the same afterwards: an invalidation that arrived during the
+    read may describe a change the read missed. ``stamp()`` without a key moves on any
+    change (for caches that learn their key only from the read, like API tokens).
+    """
+
+    def __init__(
+        self, channel: str, *, on_change: Callable[[str], None], on_reset: Callable[[], None]
+    ) -> None:
+        self.channel = channel
+        self.on_change = on_change
+        self.on_reset = on_reset
+        self.resets = 0
+        self.changes = 0
+        self.versions: dict[str, int] = {}
+        self.subscribed = False
+        self.lock = threading.Lock()
+
+    def listen(self) -> None:
+        """Subscribe on first use; afterwards make sure the listener runs (e.g. after fork)."""
+        if self.subscribed:
+            listener.ensure_running()
+            return
+        with self.lock:
+            if not self.subscribed:
+                listener.subscribe(self.channel, self.invalidate, self.reset)
+                self.subscribed = True
+
+    def close(self) -> None:
+        """Stop receiving this channel (the cache is being replaced)."""
+        listener.unsubscribe(self.channel, self.invalidate)
+        self.subscribed = False
+
+    def trusted(self) -> bool:
+        """True while changes are delivered to this process, so cached values hold."""
+        return listener.is_listening(self.channel)
+
+    def stamp(self, key: str | None = None) -> tuple[int, int]:
+        return self.resets, self.changes if key is None else self.versions.get(key, 0)
+
+    def invalidate(self, key: str) -> None:
+        """``key`` changed (a NOTIFY, or this process's own write)."""
+        if key == EVERYTHING:
+            self.reset()
+            return
+        self.versions[key] = self.versions.get(key, 0) + 1
+        self.changes += 1
+        self.on_change(key)
+
+    def reset(self) -> None:
+        self.resets += 1
+        self.on_reset()

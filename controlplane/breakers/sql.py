@@ -6,15 +6,16 @@ exactly one process wins a transition, and only the winner's event exists.
 A unique (breaker, generation) constraint on events backs this up. Callers
 pass the generation they observed; a stale one simply matches no row.
 A trigger (migration 0002) NOTIFYs every process when the generation moves.
+Run a statement with :func:`run`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 CHANNEL = "controlplane_breakers"
 
@@ -37,8 +38,20 @@ _RATE_EXPIRED = (
     "(b.rate_window_started_at IS NULL "
     "OR b.rate_window_started_at <= now() - make_interval(secs => b.window_seconds))"
 )
-# Uses the row's values before this failure (SET expressions see the old row).
-# A disabled breaker still counts failures but never trips.
+# Does this failure open the breaker? Every b.* below is the row *before* this failure
+# (SET expressions see the old row), so "+ 1" counts the failure being recorded.
+# - consecutive: this makes failure_threshold failures in a row.
+# - window: failure_times holds the newest failure times, at most threshold of them
+#   (RECORD_FAILURE trims it the same way). Append now(); if that makes at least
+#   threshold entries, the oldest of the newest threshold ones sits at 1-based index
+#   cardinality + 2 - threshold. Trip when it is younger than the window. By hand,
+#   threshold 5, window 300 s, stored [t-250, t-100, t-50, t-10] at time t: appended
+#   [t-250, t-100, t-50, t-10, t], index 4 + 2 - 5 = 1, t-250 > t-300: five failures
+#   within 300 s, trip. Had t-310 been first: no trip, all five are kept, and a failure
+#   at t+1 looks at index 5 + 2 - 5 = 2, t-100 > t+1-300: trip.
+# - failure rate (when configured): within the current rate window, at least
+#   minimum_calls calls so far and failures / calls at or above the threshold.
+# A disabled breaker (override 'disabled') still counts failures but never trips.
 _TRIP = f"""(b.override = '' AND (
     (b.policy = 'consecutive' AND b.consecutive_failures + 1 >= b.failure_threshold)
     OR (b.policy = 'window'
@@ -230,15 +243,9 @@ ON CONFLICT (name) DO NOTHING
 """
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """A row as the statement left it, plus whether this caller made the change."""
-
-    row: dict[str, Any]
-    won: bool
-
-
-def _run(cursor: psycopg.Cursor, statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
+def run(cursor: psycopg.Cursor, statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """Execute one statement; the breaker row as it left it, or None if it matched nothing
+    (the generation the caller saw is stale, or the row is not in the expected state)."""
     cursor.row_factory = dict_row
     cursor.execute(statement, params)
     return cursor.fetchone()
@@ -247,6 +254,5 @@ def _run(cursor: psycopg.Cursor, statement: str, params: dict[str, Any]) -> dict
 def event_params(
     kind: str, from_state: str, actor: str = "", details: Any = None
 ) -> dict[str, Any]:
-    from psycopg.types.json import Jsonb
-
+    """The BreakerEvent columns a statement writes when it wins."""
     return {"kind": kind, "from_state": from_state, "actor": actor, "details": Jsonb(details or {})}

@@ -19,7 +19,7 @@ from django.conf import settings
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from controlplane import notifications
+from controlplane.lib.notifications import CacheGuard
 
 CHANNEL = "controlplane_auth"
 
@@ -28,25 +28,15 @@ class _TokenCache:
     def __init__(self) -> None:
         self.entries: dict[str, tuple[Any, Token, float]] = {}
         self.lock = threading.Lock()
-        self.subscribed = False
-        self.invalidations = 0  # a user read before an invalidation is not cached
-
-    def listen(self) -> None:
-        if not self.subscribed:
-            self.subscribed = True
-            notifications.subscribe(CHANNEL, self.drop_user, self.clear)
-        else:
-            notifications.listener.ensure_running()
+        self.guard = CacheGuard(CHANNEL, on_change=self.drop_user, on_reset=self.clear)
 
     def drop_user(self, user_id: str) -> None:
         with self.lock:
-            self.invalidations += 1
             for key in [k for k, (user, _, _) in self.entries.items() if str(user.pk) == user_id]:
                 del self.entries[key]
 
     def clear(self) -> None:
         with self.lock:
-            self.invalidations += 1
             self.entries.clear()
 
 
@@ -55,18 +45,18 @@ cache = _TokenCache()
 
 class CachedTokenAuthentication(TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        if notifications.listener.is_listening(CHANNEL):
+        if cache.guard.trusted():
             entry = cache.entries.get(key)
             if entry is not None and time.monotonic() < entry[2]:
                 return entry[0], entry[1]
-        cache.listen()
-        seen = cache.invalidations
+        cache.guard.listen()
+        seen = cache.guard.stamp()  # the user is known only after the read: any change counts
         user, token = super().authenticate_credentials(key)
         # Load the group names now, so permission checks need no query either.
         user._controlplane_groups = frozenset(user.groups.values_list("name", flat=True))
-        if notifications.listener.is_listening(CHANNEL):
+        if cache.guard.trusted():
             with cache.lock:
-                if cache.invalidations != seen:
+                if cache.guard.stamp() != seen:
                     return user, token
                 if len(cache.entries) >= settings.AUTH_CACHE_MAX_SIZE:
                     cache.entries.clear()

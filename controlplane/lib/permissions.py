@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from rest_framework.permissions import BasePermission
 
 CLIENTS = "clients"
@@ -17,7 +18,7 @@ OPS = "ops"
 GROUPS = (CLIENTS, SUPPORT, OPS)
 
 # Django model permissions each group gets in the admin, as "app_label.codename".
-# Applied after every `migrate` (controlplane.apps), so production has the groups too.
+# Applied after every `migrate` (sync_groups), so production has the groups too.
 GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
     CLIENTS: [],
     SUPPORT: [
@@ -59,6 +60,27 @@ GROUP_MODEL_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
+def sync_groups(using: str = "default", **kwargs: Any) -> None:
+    """Create the groups and give them exactly their model permissions (post_migrate)."""
+    from django.contrib.auth.management import create_permissions
+    from django.contrib.auth.models import Group, Permission
+
+    # Permissions of apps migrated after this one may not exist yet on a fresh database.
+    for app_config in apps.get_app_configs():
+        create_permissions(app_config, verbosity=0, using=using)
+    for name, wanted in GROUP_MODEL_PERMISSIONS.items():
+        group, _ = Group.objects.using(using).get_or_create(name=name)
+        permissions = []
+        for dotted in wanted:
+            app_label, codename = dotted.split(".", 1)
+            permissions.append(
+                Permission.objects.using(using).get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+        group.permissions.set(permissions)
+
+
 def group_names(user: Any) -> frozenset[str]:
     """The user's group names, cached on the user object for the request."""
     if not user or not user.is_authenticated:
@@ -96,3 +118,8 @@ class IsSupport(_GroupPermission):
 class IsOps(_GroupPermission):
     message = "This action needs the 'ops' group."
     groups = (OPS,)
+
+
+class IsAnyGroup(_GroupPermission):
+    message = "This action needs the 'clients', 'support' or 'ops' group."
+    groups = GROUPS

@@ -1,0 +1,99 @@
+"""The built-in job kinds: demo.sleep, http.request, and the ops-only lookups.warm and
+lookups.backfill. Registered when JobsConfig.ready() imports this module."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django.conf import settings
+
+from controlplane.errors.exceptions import ServiceUnavailableError, ValidationError
+from controlplane.resilience.providers import client_for
+from jobs.backfill import backfill_micro_uuids
+from jobs.context import JobContext
+from jobs.registry import job_handler
+from lookups.resolver import get_lookups
+from lookups.warming import warm_everywhere
+
+
+class DemoFailure(ServiceUnavailableError):
+    code = "DEMO_TRANSIENT_FAILURE"
+
+
+@job_handler("demo.sleep")
+def demo_sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Sleep ``seconds`` in 100 ms steps with a checkpoint and progress at each; fail
+    retryably on the first ``fail_times`` attempts."""
+    seconds = float(payload.get("seconds", 1.0))
+    fail_times = int(payload.get("fail_times", 0))
+    if ctx.attempt <= fail_times:
+        raise DemoFailure(f"demo failure on attempt {ctx.attempt} of {fail_times} planned")
+    steps = max(1, round(seconds / 0.1)) if seconds > 0 else 0
+    started = time.monotonic()
+    for step in range(steps):
+        ctx.checkpoint()
+        ctx.progress(100 * step / steps, f"step {step + 1} of {steps}")
+        time.sleep(0.1)
+    ctx.checkpoint()
+    return {"slept": round(time.monotonic() - started, 3), "attempt": ctx.attempt}
+
+
+def _validate_http_request(payload: dict[str, Any]) -> None:
+    """Only configured providers, only paths on them: a job must not make the worker fetch
+    arbitrary URLs (cloud metadata, loopback services) and hand the answer back."""
+    provider = payload.get("provider")
+    if provider not in settings.PROVIDERS:
+        raise ValidationError(
+            "payload.provider must name a configured provider.",
+            code="UNKNOWN_PROVIDER",
+            metadata={"providers": sorted(settings.PROVIDERS)},
+        )
+    path = payload.get("path", "/")
+    if (
+        not isinstance(path, str)
+        or not path.startswith("/")
+        or "://" in path
+        or path.startswith("//")
+    ):
+        raise ValidationError("payload.path must be a path such as /v1/parse.", code="INVALID_PATH")
+    if str(payload.get("method", "GET")).upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        raise ValidationError("payload.method is not an HTTP method.", code="INVALID_METHOD")
+
+
+@job_handler("http.request", validate=_validate_http_request)
+def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """A call to a configured provider through its ServiceClient (breaker + retries):
+    payload ``{"provider", "method", "path", "json"?}``."""
+    _validate_http_request(payload)
+    client = client_for(str(payload["provider"]))
+    ctx.checkpoint()
+    response = client.request(
+        str(payload.get("method", "GET")).upper(),
+        payload.get("path", "/"),
+        json=payload.get("json"),
+    )
+    ctx.progress(100, "done")
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text[:10_000]
+    return {"status": response.status_code, "body": body}
+
+
+@job_handler("lookups.warm", groups=("ops",))
+def lookups_warm(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    result = warm_everywhere(get_lookups(), slugs=payload.get("slugs") or None)
+    return {
+        "reports": [{"process": r["process"], "warmed": r["warmed"]} for r in result["reports"]]
+    }
+
+
+@job_handler("lookups.backfill", groups=("ops",))
+def lookups_backfill(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    def progress(done: int, total: int) -> None:
+        ctx.progress(100 * done / total if total else 100, f"{done} of {total} jobs")
+        ctx.checkpoint()
+
+    report = backfill_micro_uuids(batch_size=int(payload.get("batch_size", 500)), progress=progress)
+    return report

@@ -1,0 +1,69 @@
+"""Job kinds are registered handlers.
+
+    @job_handler("demo.sleep")
+    def sleep(ctx: JobContext, payload: dict) -> dict:
+        ctx.progress(50, "half way")
+        ctx.checkpoint()      # raises if cancelled, past the timeout, or the worker is stopping
+        return {"done": True}
+
+A handler returns the result (JSON), raises a retryable error to be retried
+with backoff, or any other error to fail the job. The built-in kinds are in
+``jobs.kinds``; a new kind is a function like the one above in any module that
+an AppConfig.ready() imports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from jobs.context import JobContext
+
+Handler = Callable[[JobContext, dict[str, Any]], Any]
+_handlers: dict[str, Handler] = {}
+# kind -> the groups allowed to create it (None: anyone who may create jobs)
+_groups: dict[str, tuple[str, ...] | None] = {}
+# kind -> payload check run at creation; raises ValidationError
+_validators: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+# What a kind may look like (documented on the jobs list filter, checked at registration).
+KIND_PATTERN = r"^[a-z][a-z0-9_]*(?:\.[a-z0-9_]+)*$"
+
+
+def job_handler(
+    kind: str,
+    *,
+    groups: tuple[str, ...] | None = None,
+    validate: Callable[[dict[str, Any]], None] | None = None,
+) -> Callable[[Handler], Handler]:
+    if not re.match(KIND_PATTERN, kind) or len(kind) > 100:
+        raise ValueError(f"job kind {kind!r} must match {KIND_PATTERN} (at most 100 characters)")
+
+    def register(fn: Handler) -> Handler:
+        _handlers[kind] = fn
+        _groups[kind] = groups
+        if validate:
+            _validators[kind] = validate
+        return fn
+
+    return register
+
+
+def allowed_groups(kind: str) -> tuple[str, ...] | None:
+    return _groups.get(kind)
+
+
+def validate_payload(kind: str, payload: dict[str, Any]) -> None:
+    check = _validators.get(kind)
+    if check:
+        check(payload)
+
+
+def get_handler(kind: str) -> Handler | None:
+    return _handlers.get(kind)
+
+
+def kinds() -> list[str]:
+    return sorted(_handlers)

@@ -1,0 +1,147 @@
+"""The flapping drill's checks on what the database kept: every support_id a caller got
+resolves with the breaker's name and state, the jobs link their records, and the breaker
+ends closed (see flapping.py)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from tests.reliability.drills import DrillResult
+from tests.reliability.drills._flapping_upstream import (
+    CODE,
+    CODE_OF_STATUS,
+    JOB_PATH,
+    OPEN_CODE,
+    PROVIDER,
+)
+from tests.reliability.drills.stack import Stack
+
+if TYPE_CHECKING:
+    from tests.reliability.drills._flapping_checks import Observed
+
+
+def check_error_records(stack: Stack, result: DrillResult, obs: Observed) -> None:
+    """Every support_id a caller got resolves, naming the breaker and its state."""
+    failed = obs.failed
+    with stack.connect() as conn:
+        rows = conn.execute(
+            "SELECT support_id::text, code, service, breaker_name, breaker_state, context"
+            " FROM errors_errorrecord WHERE support_id = ANY(%s::uuid[])",
+            [[c["support_id"] for c in failed]],
+        ).fetchall()
+    records = {row[0]: row for row in rows}
+    missing = [c["support_id"] for c in failed if c["support_id"] not in records]
+    wrong: list[str] = []
+    mismatched: list[str] = []
+    attempts = int(obs.retry["max_attempts"])
+    for call in failed:
+        # The code must say what happened: the last upstream answer, or the breaker refusing
+        # an attempt (then fewer than max_attempts requests went out).
+        sent = obs.by_call.get(call["call"], [])
+        if call["code"] == OPEN_CODE:
+            fits = len(sent) < attempts
+        else:
+            fits = bool(sent) and call["code"] == f"{CODE}_{CODE_OF_STATUS.get(sent[-1].status)}"
+        if not fits:
+            mismatched.append(f"{call['call']}: {call['code']} after {[h.status for h in sent]}")
+        row = records.get(call["support_id"])
+        if row is None:
+            continue
+        _, code, service, name, state, context = row
+        if (code, service, name) != (call["code"], PROVIDER, PROVIDER):
+            wrong.append(f"{call['call']}: {code}/{service}/{name}")
+        elif code == OPEN_CODE and state not in ("open", "half_open"):
+            wrong.append(f"{call['call']}: refused by the breaker but recorded as {state!r}")
+        elif code == OPEN_CODE and len(context.get("earlier_attempts", [])) != len(sent):
+            # Refused after real answers: the record must keep each of them.
+            wrong.append(
+                f"{call['call']}: {len(sent)} upstream answers before the refusal,"
+                f" {len(context.get('earlier_attempts', []))} in the record"
+            )
+        elif state not in ("closed", "open", "half_open"):
+            wrong.append(f"{call['call']}: breaker state {state!r}")
+        elif code.endswith(("_SERVER_ERROR", "_RATE_LIMIT_ERROR")) and (
+            context.get("upstream", {}).get("status") not in (500, 429)
+        ):
+            wrong.append(f"{call['call']}: no upstream status in the record")
+    codes: dict[str, int] = defaultdict(int)
+    for call in failed:
+        codes[call["code"].removeprefix(f"{CODE}_")] += 1
+    result.figures.update(
+        error_records=len(records), error_records_missing=len(missing), error_codes=dict(codes)
+    )
+    result.check(not missing, f"{len(missing)} support_ids shown to callers do not resolve")
+    result.check(not wrong, f"error records not matching the failed call: {wrong[:5]}")
+    result.check(not mismatched, f"error codes not matching the upstream: {mismatched[:5]}")
+    samples: dict[str, str] = {}
+    for call in failed:
+        samples.setdefault(call["code"], call["support_id"])
+    with stack.api("support") as api:
+        for code, support_id in samples.items():
+            response = api.get(f"/api/v1/errors/{support_id}/")
+            body = response.json().get("record", {}) if response.status_code == 200 else {}
+            result.check(
+                response.status_code == 200 and body.get("breaker_name") == PROVIDER,
+                f"GET /api/v1/errors/{support_id}/ ({code}) as support: "
+                f"{response.status_code} {str(body)[:200]}",
+            )
+
+
+def check_jobs(stack: Stack, result: DrillResult, obs: Observed) -> None:
+    """http.request jobs through the real worker: refused while open, served once closed."""
+    ok, refused = obs.jobs.get("ok"), obs.jobs.get("open")
+    result.check(refused is not None, "no job was submitted while the breaker was open")
+    result.check(ok is not None, "no job was submitted after the breaker closed")
+    if ok is not None:
+        result.figures["job_after_close"] = ok.get("status")
+        result.check(
+            ok.get("status") == "succeeded"
+            and (ok.get("result") or {}).get("status") == 200
+            and any(h.path == f"{JOB_PATH}/ok" and h.status == 200 for h in obs.job_hits),
+            f"the http.request job after the close did not succeed through the upstream: {ok}",
+        )
+    if refused is None:
+        return
+    error = refused.get("error") or {}
+    result.figures["job_while_open"] = f"{refused.get('status')}:{error.get('code')}"
+    sent = [h for h in obs.job_hits if h.path == f"{JOB_PATH}/open"]
+    result.check(
+        refused.get("status") == "failed"
+        and error.get("code") in (OPEN_CODE, f"{CODE}_SERVER_ERROR"),
+        f"the http.request job submitted while the breaker was open: {refused}",
+    )
+    if error.get("code") == OPEN_CODE:
+        result.check(not sent, f"the job refused by the breaker reached the upstream: {sent}")
+    else:  # it ran just as a cooldown ended: its one probe may have gone out, no more
+        result.check(len(sent) <= 1, f"the job sent {len(sent)} requests past the breaker")
+    support_id = error.get("support_id")
+    result.check(bool(support_id), f"the failed job carries no support_id: {refused}")
+    if not support_id:
+        return
+    with stack.api("support") as api:
+        response = api.get(f"/api/v1/errors/{support_id}/")
+    record = response.json().get("record", {}) if response.status_code == 200 else {}
+    result.check(
+        response.status_code == 200
+        and record.get("job_id") == refused["id"]
+        and record.get("breaker_name") == PROVIDER
+        and record.get("breaker_state") in ("open", "half_open", "closed"),
+        f"the job's support_id {support_id} does not tell the job and breaker: "
+        f"{response.status_code} job_id={record.get('job_id')!r} "
+        f"breaker={record.get('breaker_name')!r}/{record.get('breaker_state')!r}",
+    )
+
+
+def check_end(stack: Stack, result: DrillResult, obs: Observed) -> None:
+    with stack.connect() as conn:
+        state, override = conn.execute(
+            "SELECT state, override FROM breakers_breaker WHERE name = %s", [PROVIDER]
+        ).fetchone()
+    result.figures["breaker_final_state"] = state + (f"/{override}" if override else "")
+    result.check((state, override) == ("closed", ""), f"the breaker ended {state} {override}")
+    last = [c for c in obs.calls if c["start"] >= obs.windows[-1]["end"] - 1.0]
+    result.check(
+        bool(last) and all(c["outcome"] == "ok" for c in last),
+        f"calls in the last second still failed: {[c.get('code') for c in last][:5]}",
+    )
