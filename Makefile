@@ -32,9 +32,11 @@ chromium:
 			echo "Note: /usr/bin/chromium is missing; the admin browser test will fail (apt-get install chromium)."; \
 		fi; }
 
+## lint: ruff (style, bugs) and import-linter (the layers of DESIGN.md, no import cycles)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 ## drills: the reliability drills against a real service of their own (< 15 min); exit 1 on a broken invariant
 drills: $(STAMP)
