@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.errors.scrubbing import DEFAULT_DENYLIST
+from controlplane.errors.scrubbing import DEFAULT_DENYLIST, DEFAULT_EXACT_KEYS
 from controlplane.lib import embedded_db
 from controlplane.lib.env import (
     env_bool,
@@ -224,6 +224,19 @@ ERROR_RETENTION_DAYS = env_int("ERROR_RETENTION_DAYS", 90, minimum=1)
 ERROR_SPOOL_PATH = Path(env_str("ERROR_SPOOL_PATH", str(BASE_DIR / "var" / "error-spool.jsonl")))
 ERROR_MAX_BODY_BYTES = env_int("ERROR_MAX_BODY_BYTES", 8192, minimum=0)
 ERROR_SCRUB_KEYS = env_list("ERROR_SCRUB_KEYS", list(DEFAULT_DENYLIST))
+ERROR_SCRUB_EXACT_KEYS = env_list("ERROR_SCRUB_EXACT_KEYS", list(DEFAULT_EXACT_KEYS))
+# Bounds on what a record holds and how many full ones anonymous traffic gets
+# (controlplane.errors.bounds); README "Limits".
+ERROR_MAX_VALUE_CHARS = env_int("ERROR_MAX_VALUE_CHARS", 1024, minimum=64)
+ERROR_MAX_CONTEXT_BYTES = env_int("ERROR_MAX_CONTEXT_BYTES", 16 * 1024, minimum=1024)
+ERROR_FULL_RECORDS_PER_MINUTE = env_int("ERROR_FULL_RECORDS_PER_MINUTE", 10, minimum=0)
+ERROR_CLIENT_FULL_RECORDS_PER_MINUTE = env_int(
+    "ERROR_CLIENT_FULL_RECORDS_PER_MINUTE", 60, minimum=0
+)
+ERROR_ANONYMOUS_RETENTION_DAYS = env_int("ERROR_ANONYMOUS_RETENTION_DAYS", 7, minimum=1)
+ERROR_SPOOL_MAX_BYTES = env_int("ERROR_SPOOL_MAX_BYTES", 64 * 1024 * 1024, minimum=64 * 1024)
+# Reported codes that get their own metric series (the service's own codes always do).
+ERROR_METRIC_CODES = env_list("ERROR_METRIC_CODES", [])
 ERROR_DB_CONNECT_TIMEOUT = env_int("ERROR_DB_CONNECT_TIMEOUT", 2, minimum=1)
 ERROR_DB_STATEMENT_TIMEOUT_MS = env_int("ERROR_DB_STATEMENT_TIMEOUT_MS", 5000, minimum=100)
 CSRF_FAILURE_VIEW = "controlplane.errors.views.csrf_failure"
@@ -244,6 +257,8 @@ BREAKER_DEFAULTS = {
     "fail_open": env_bool("BREAKER_FAIL_OPEN", True),
 }
 BREAKER_SNAPSHOT_TTL = env_float("BREAKER_SNAPSHOT_TTL", 5.0, minimum=0.0)
+BREAKER_EVENT_RETENTION_DAYS = env_int("BREAKER_EVENT_RETENTION_DAYS", 90, minimum=1)
+BREAKER_MAX_PER_CLIENT = env_int("BREAKER_MAX_PER_CLIENT", 50, minimum=1)
 BREAKER_DB_CONNECT_TIMEOUT = env_int("BREAKER_DB_CONNECT_TIMEOUT", 2, minimum=1)
 
 # --- Retries (controlplane.resilience.retry.RetryPolicy.from_settings) ---------------
@@ -274,6 +289,7 @@ LOOKUP_WARM_ON_START = env_bool("LOOKUP_WARM_ON_START", False)
 LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minimum=0.0)
 LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
 LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
+LOOKUP_REPORT_RETENTION_DAYS = env_int("LOOKUP_REPORT_RETENTION_DAYS", 1, minimum=1)
 
 # --- Jobs -------------------------------------------------------------------------------
 JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 600, minimum=1)
@@ -289,6 +305,8 @@ JOB_REDISPATCH_SECONDS = env_float("JOB_REDISPATCH_SECONDS", 60.0, minimum=1.0)
 JOB_TIMEOUT_GRACE_SECONDS = env_int("JOB_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
 JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
 JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
+# Finished jobs are kept as long as error records by default, so a record's job link holds.
+JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 90, minimum=1)
 # Bodies up to the job payload limit may be read; larger ones are refused before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = JOB_MAX_PAYLOAD_BYTES + 64 * 1024
 
@@ -301,6 +319,10 @@ PROMETHEUS_MULTIPROC_DIR.mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(PROMETHEUS_MULTIPROC_DIR)  # read by prometheus-client
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+# Reverse proxies whose X-Forwarded-For names the real scraper (without a token).
+METRICS_TRUSTED_PROXIES = env_list("METRICS_TRUSTED_PROXIES", [])
+METRICS_CACHE_SECONDS = env_float("METRICS_CACHE_SECONDS", 10.0, minimum=0.0)
+METRICS_MAX_BREAKERS = env_int("METRICS_MAX_BREAKERS", 500, minimum=1)
 
 # --- Logging --------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -308,8 +330,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "message": {"format": "%(message)s"},
+        "plain": {
+            "()": "controlplane.errors.scrubbing.ScrubbingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+        "message": {"format": "%(message)s"},  # error records: scrubbed when built
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},

@@ -18,6 +18,14 @@ from controlplane.lib.uuids import find_uuid
 from jobs import actions
 from jobs.models import FailedJob, Job, JobEvent, RunningJob
 
+
+def _scrubbed_json(value: object) -> str:
+    text = json.dumps(default_scrubber().scrub(value), indent=2, sort_keys=True)
+    if len(text) > 20_000:
+        text = text[:20_000] + "\n…[truncated]"
+    return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+
 STATUS_COLOURS = {
     "queued": "#546e7a",
     "running": "#1565c0",
@@ -100,7 +108,7 @@ class JobAdmin(admin.ModelAdmin):
         ),
         (
             "Outcome",
-            {"fields": ("result", "result_url", "error_code", "error_message", "error_link")},
+            {"fields": ("result_block", "result_url", "error_code", "error_block", "error_link")},
         ),
         ("Payload (scrubbed)", {"fields": ("payload_block",)}),
     )
@@ -142,10 +150,16 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="payload")
     def payload_block(self, job: Job) -> str:
-        text = json.dumps(default_scrubber().scrub(job.payload), indent=2, sort_keys=True)
-        if len(text) > 20_000:
-            text = text[:20_000] + "\n…[truncated]"
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+        return _scrubbed_json(job.payload)
+
+    @admin.display(description="result")
+    def result_block(self, job: Job) -> str:
+        return _scrubbed_json(job.result)
+
+    @admin.display(description="error message")
+    def error_block(self, job: Job) -> str:
+        # Stored scrubbed since it was written so; older rows are scrubbed when shown.
+        return default_scrubber().text(job.error_message) or "—"
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet, search_term: str

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 from django.urls import path
 from django.utils import timezone
@@ -24,7 +23,7 @@ from controlplane.errors.exceptions import (
 )
 from controlplane.lib.pagination import NewestFirstPagination, cursor_page
 from controlplane.lib.permissions import OPS, SUPPORT, IsClient, IsSupport, in_groups
-from controlplane.lib.strict import StrictInput
+from controlplane.lib.strict import StrictInput, whole_value_validator
 from jobs import actions, registry
 from jobs.models import Job, JobStatus
 
@@ -105,7 +104,9 @@ class JobFilters(StrictInput, serializers.Serializer):
     kind = serializers.CharField(
         max_length=100,
         required=False,
-        validators=[RegexValidator(registry.KIND_PATTERN, "Job kinds look like demo.sleep.")],
+        validators=[
+            whole_value_validator(registry.KIND_PATTERN, "Job kinds look like demo.sleep.")
+        ],
     )
 
 

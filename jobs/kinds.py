@@ -3,13 +3,14 @@ lookups.backfill. Registered when JobsConfig.ready() imports this module."""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
 from django.conf import settings
 
-from controlplane.errors.exceptions import ServiceUnavailableError, ValidationError
-from controlplane.resilience.providers import client_for
+from controlplane.errors.exceptions import ForbiddenError, ServiceUnavailableError, ValidationError
+from controlplane.resilience.providers import client_calls, client_for, client_may_call
 from jobs.backfill import backfill_micro_uuids
 from jobs.context import JobContext
 from jobs.registry import job_handler
@@ -40,8 +41,10 @@ def demo_sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_http_request(payload: dict[str, Any]) -> None:
-    """Only configured providers, only paths on them: a job must not make the worker fetch
-    arbitrary URLs (cloud metadata, loopback services) and hand the answer back."""
+    """Only configured providers, only the calls each allows clients (its "client_calls",
+    by default just its health path): a job must not make the worker fetch arbitrary URLs
+    (cloud metadata, loopback services), nor reach any path of a provider's API with this
+    service's credentials, and hand the answer back."""
     provider = payload.get("provider")
     if provider not in settings.PROVIDERS:
         raise ValidationError(
@@ -50,15 +53,24 @@ def _validate_http_request(payload: dict[str, Any]) -> None:
             metadata={"providers": sorted(settings.PROVIDERS)},
         )
     path = payload.get("path", "/")
-    if (
-        not isinstance(path, str)
-        or not path.startswith("/")
-        or "://" in path
-        or path.startswith("//")
-    ):
+    if not isinstance(path, str) or not _SAFE_PATH.fullmatch(path) or _DOT_SEGMENT.search(path):
         raise ValidationError("payload.path must be a path such as /v1/parse.", code="INVALID_PATH")
-    if str(payload.get("method", "GET")).upper() not in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+    method = str(payload.get("method", "GET")).upper()
+    if method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
         raise ValidationError("payload.method is not an HTTP method.", code="INVALID_METHOD")
+    if not client_may_call(provider, method, path):
+        raise ForbiddenError(
+            f"{method} {path.split('?', 1)[0]} is not among the calls provider {provider!r} "
+            "allows clients.",
+            code="PROVIDER_CALL_FORBIDDEN",
+            metadata={"allowed": client_calls(provider)},
+        )
+
+
+# One leading slash, then no "//", no backslash, no fragment; dot segments (also %2e-encoded)
+# could climb out of the allowed path once the upstream normalises it.
+_SAFE_PATH = re.compile(r"/(?!/)[^\\#\s]*")
+_DOT_SEGMENT = re.compile(r"(?i)(?:^|/)(?:\.|%2e){1,2}(?:/|\?|$)|//")
 
 
 @job_handler("http.request", validate=_validate_http_request)

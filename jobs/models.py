@@ -96,6 +96,11 @@ class Job(models.Model):
                 condition=models.Q(micro_uuid__isnull=True) & ~models.Q(micro_id=""),
             ),
             models.Index(fields=["error_support_id"], name="job_error_support_id"),
+            models.Index(  # retention of finished jobs
+                fields=["finished_at"],
+                name="job_finished",
+                condition=models.Q(finished_at__isnull=False),
+            ),
             models.Index(fields=["idempotency_key"], name="job_idempotency_key"),
         ]
         constraints = [

@@ -38,7 +38,7 @@ def job_handler(
     groups: tuple[str, ...] | None = None,
     validate: Callable[[dict[str, Any]], None] | None = None,
 ) -> Callable[[Handler], Handler]:
-    if not re.match(KIND_PATTERN, kind) or len(kind) > 100:
+    if not re.fullmatch(KIND_PATTERN.strip("^$"), kind) or len(kind) > 100:
         raise ValueError(f"job kind {kind!r} must match {KIND_PATTERN} (at most 100 characters)")
 
     def register(fn: Handler) -> Handler:

@@ -17,6 +17,7 @@ from django_q.exceptions import TimeoutException
 
 from controlplane.errors.exceptions import InternalServerError, UserFacingError, to_user_facing
 from controlplane.errors.recording import job_context, record_error
+from controlplane.errors.scrubbing import default_scrubber
 from controlplane.resilience.retry import RetryPolicy, is_retryable
 from jobs import lifecycle
 from jobs.context import (
@@ -39,6 +40,12 @@ draining = None  # a multiprocessing.Event shared with runworker, when run under
 def worker_identity() -> str:
     owner = os.environ.get(WORKER_ENV) or f"{socket.gethostname()}:{os.getppid()}"
     return f"{owner}/{os.getpid()}"
+
+
+def _stored_message(text: str) -> str:
+    """A failure as the job and its events keep it (support reads it in the admin): the
+    exception text may quote the payload, secrets included."""
+    return default_scrubber().text(text[:5000])
 
 
 def _record(error: UserFacingError, job: dict[str, Any]) -> str:
@@ -77,7 +84,7 @@ def run_claimed(job: dict[str, Any]) -> str:
         )
         lifecycle.execute(
             lifecycle.TIMED_OUT,
-            {**mine, "message": str(exc), "support_id": _record(error, job)},
+            {**mine, "message": _stored_message(str(exc)), "support_id": _record(error, job)},
         )
         if isinstance(exc, TimeoutException):
             raise  # django-q2 replaces the worker process
@@ -134,7 +141,7 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
             "final": final,
             "delay": delay,
             "code": error.code,
-            "message": error.technical_message[:5000],
+            "message": _stored_message(error.technical_message),
             "support_id": support_id,
         },
     )

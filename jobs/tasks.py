@@ -11,6 +11,7 @@ from django_q.exceptions import TimeoutException
 from controlplane.lib.metrics import JOB_DURATION, JOBS_FINISHED
 from jobs import lifecycle, runner
 from jobs.maintenance import run_maintenance
+from jobs.retention import purge_finished_jobs
 
 
 def run_job(job_id: str) -> str:
@@ -36,6 +37,10 @@ def run_job(job_id: str) -> str:
         JOBS_FINISHED.labels(job["kind"], label).inc()
         JOB_DURATION.labels(job["kind"], label).observe(time.monotonic() - started)
     return outcome
+
+
+def purge_jobs() -> int:
+    return purge_finished_jobs()
 
 
 def maintenance() -> dict[str, int]:

@@ -3,13 +3,21 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from typing import Any
 
 from django.apps import AppConfig
 from django.conf import settings
 from django.db import connection
+from django.db.models.signals import post_migrate
+
+from controlplane.lib.schedules import ensure_schedule
 
 logger = logging.getLogger("controlplane.lookups")
 SERVER_COMMANDS = ("runserver", "qcluster", "runworker", "gunicorn")
+
+
+def ensure_schedules(using: str = "default", **kwargs: Any) -> None:
+    ensure_schedule("lookups: purge old reports", "lookups.tasks.purge_reports", 24 * 60, using)
 
 
 class LookupsConfig(AppConfig):
@@ -22,6 +30,7 @@ class LookupsConfig(AppConfig):
         from controlplane.breakers.signals import breaker_transition
         from lookups import resolver
 
+        post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="lookups.schedules")
         reserve(resolver.BREAKER)  # this service's own breaker: not for remote reports
         breaker_transition.connect(
             resolver.count_breaker_opens, dispatch_uid="lookups.breaker_opens"

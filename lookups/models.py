@@ -37,6 +37,9 @@ class WarmReport(models.Model):
     request_id = models.UUIDField(db_index=True)
     process = models.CharField(max_length=200)
     warmed = models.PositiveIntegerField()
+    # On the asking process's own report: the slugs asked for (null: the newest). The
+    # NOTIFY carries only the request id: its payload is limited to 8,000 bytes.
+    slugs = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:

@@ -52,7 +52,7 @@ class LookupResult:
 
 
 def validate_slug(slug: Any) -> str:
-    if not isinstance(slug, str) or len(slug) > SLUG_MAX_LENGTH or not _SLUG.match(slug):
+    if not isinstance(slug, str) or len(slug) > SLUG_MAX_LENGTH or not _SLUG.fullmatch(slug):
         shown = str(slug)[:120]
         raise InvalidSlugError(
             f"{shown!r} is not a valid micro-service slug: use 1-{SLUG_MAX_LENGTH} lowercase "

@@ -39,10 +39,10 @@ def warm_everywhere(
         wait_seconds = settings.LOOKUP_WARM_WAIT_SECONDS
     request_id = uuid.uuid4()
     here = lookups.warm(slugs)
-    WarmReport.objects.create(request_id=request_id, process=process_name(), warmed=here)
-    payload = json.dumps(
-        {"request_id": str(request_id), "slugs": slugs or [], "origin": process_name()}
+    WarmReport.objects.create(
+        request_id=request_id, process=process_name(), warmed=here, slugs=slugs or None
     )
+    payload = json.dumps({"request_id": str(request_id), "origin": process_name()})
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
     deadline = time.monotonic() + wait_seconds
@@ -70,7 +70,10 @@ def _warm_and_report(lookups: Warmable, payload: str) -> None:
         request = json.loads(payload)
         if request.get("origin") == process_name():
             return  # the requesting process warmed itself already
-        warmed = lookups.warm(request.get("slugs") or None)
+        asked = WarmReport.objects.filter(
+            request_id=request["request_id"], process=request["origin"]
+        ).values_list("slugs", flat=True)
+        warmed = lookups.warm(asked.first() or None)
         WarmReport.objects.create(
             request_id=request["request_id"], process=process_name(), warmed=warmed
         )

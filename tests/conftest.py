@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group, User
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from controlplane.errors.bounds import full_records
 from controlplane.lib.permissions import CLIENTS, OPS, SUPPORT, sync_groups
 
 REPO = Path(__file__).resolve().parent.parent
@@ -142,6 +143,7 @@ def _isolated_error_store(request: pytest.FixtureRequest, tmp_path: Path, settin
     (Cleaning up front, not afterwards: at teardown the test's transaction may still
     hold row locks that the side connection would wait on.)"""
     settings.ERROR_SPOOL_PATH = tmp_path / "error-spool.jsonl"
+    full_records.counts.clear()  # each test starts with the full-record budget
     if _uses_database(request):
         from controlplane.errors.store import get_store
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -111,6 +111,7 @@ def _override_action(action: actions.OverrideAction, title: str) -> Any:
 class BreakerAdmin(admin.ModelAdmin):
     list_display = (
         "name",
+        "owner",
         "badge",
         "consecutive_failures",
         "total_failures",
@@ -121,7 +122,11 @@ class BreakerAdmin(admin.ModelAdmin):
     )
     list_filter = ("state", "override")
     search_fields = ("name",)
-    ordering = ("name",)
+    # This service's own upstreams first (no owner), then clients' breakers: a crowd of client
+    # breakers whose names sort first cannot push a real upstream off the first page.
+    ordering = (F("owner").asc(nulls_first=True), "name")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
     show_facets = admin.ShowFacets.NEVER
     inlines = [BreakerEventInline]
     actions = [
@@ -161,6 +166,7 @@ class BreakerAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Owner (a client's breaker; empty: this service's)", {"fields": ("owner",)}),
         (
             "Override",
             {
@@ -202,7 +208,8 @@ class BreakerAdmin(admin.ModelAdmin):
         return False  # breakers are created on first use
 
     def save_model(self, request: HttpRequest, obj: Breaker, form: Any, change: bool) -> None:
-        # Only policy fields are editable; never write state columns from a stale form.
+        # Only policy fields and the owner are editable; never write state columns from a
+        # stale form.
         policy = [f for f in form.changed_data if f not in self.readonly_fields]
         if policy:
             obj.save(update_fields=policy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from django.urls import path
@@ -12,11 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.breakers import actions
-from controlplane.breakers.circuit import NAME, is_reserved
+from controlplane.breakers.circuit import NAME
 from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.breakers.models import Breaker
 from controlplane.breakers.registry import registry
-from controlplane.errors.exceptions import ForbiddenError, InvalidRequestError, NotFoundError
+from controlplane.errors.exceptions import InvalidRequestError, NotFoundError
 from controlplane.lib.permissions import IsAnyGroup, IsClient, IsOps
 from controlplane.lib.strict import StrictInput
 
@@ -65,6 +66,11 @@ class OverrideInput(ResetInput):
 class OutcomeInput(StrictInput, serializers.Serializer):
     outcome = serializers.ChoiceField(choices=["success", "failure"])
     duration_ms = serializers.FloatField(required=False, min_value=0)
+    probe = serializers.DateTimeField(
+        required=False,
+        default_timezone=UTC,
+        help_text="In half-open, the probe GET .../permit/ gave you; required there.",
+    )
 
 
 PermitOutput = inline_serializer(
@@ -73,26 +79,18 @@ PermitOutput = inline_serializer(
         "allowed": serializers.BooleanField(),
         "state": serializers.CharField(),
         "retry_after": serializers.FloatField(allow_null=True),
+        "probe": serializers.DateTimeField(
+            allow_null=True, help_text="In half-open: send it with the outcome of your call."
+        ),
     },
 )
 
 
 def _valid_name(name: str) -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise InvalidRequestError(
             "Breaker names are 1-100 lowercase letters, digits, '.', '_' or '-'.",
             code="INVALID_BREAKER_NAME",
-        )
-    return name
-
-
-def _remote_name(name: str) -> str:
-    """Names remote services may report on: not the breakers this service runs itself."""
-    _valid_name(name)
-    if is_reserved(name):
-        raise ForbiddenError(
-            f"Breaker {name!r} belongs to this service; remote outcomes and permits are refused.",
-            code="BREAKER_RESERVED",
         )
     return name
 
@@ -169,20 +167,25 @@ class OutcomeView(APIView):
     def post(self, request: Request, name: str) -> Response:
         data = OutcomeInput(data=request.data)
         data.is_valid(raise_exception=True)
+        actions.claim_for_client(name=name, client=request.user)
         breaker = actions.report_outcome(
-            name=_remote_name(name), outcome=data.validated_data["outcome"]
+            name=name,
+            outcome=data.validated_data["outcome"],
+            probe=data.validated_data.get("probe"),
         )
         return Response(BreakerOutput(breaker).data)
 
 
 class PermitView(APIView):
-    """May a remote caller call now? In half-open, a yes takes one of the probe slots."""
+    """May a remote caller call now? In half-open, a yes takes one of the probe slots, and the
+    answer carries the probe to report the call's outcome with."""
 
     permission_classes = [IsClient]
 
     @extend_schema(responses=PermitOutput)
     def get(self, request: Request, name: str) -> Response:
-        runtime = registry.get(_remote_name(name))
+        actions.claim_for_client(name=name, client=request.user)
+        runtime = registry.get(name)
         try:
             permit = runtime.acquire()
         except CircuitOpenError as refused:
@@ -191,11 +194,13 @@ class PermitView(APIView):
                     "allowed": False,
                     "state": refused.breaker_state,
                     "retry_after": refused.retry_after,
+                    "probe": None,
                 }
             )
         snap = runtime.snapshot
         state = "half_open" if permit.probe else (snap.state if snap else "unknown")
-        return Response({"allowed": True, "state": state, "retry_after": None})
+        probe = permit.probe_lease.isoformat() if permit.probe and permit.probe_lease else None
+        return Response({"allowed": True, "state": state, "retry_after": None, "probe": probe})
 
 
 urlpatterns = [

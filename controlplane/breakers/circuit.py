@@ -46,8 +46,9 @@ _reserved: set[str] = set()
 
 
 def reserve(name: str) -> None:
-    """Mark ``name`` as a breaker this service runs itself (from an AppConfig.ready()):
-    remote services may neither report outcomes on it nor take its permits."""
+    """Mark ``name`` as a breaker this service runs itself: remote services may neither
+    report outcomes on it nor take its permits. Every CircuitBreaker reserves its name; a
+    breaker created lazily (as the lookups' is) is reserved from its AppConfig.ready()."""
     _reserved.add(name)
 
 
@@ -77,11 +78,14 @@ class CircuitBreaker:
         ignore: tuple[type[BaseException], ...] = (),
         **config: Any,
     ) -> None:
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ValueError(
                 f"breaker name {name!r}: use 1-100 lowercase letters, digits, '.', '_' or '-'"
             )
         self.name = name
+        # Code that calls an upstream through this breaker owns the name: no client may
+        # report on it or probe it, even before its row exists.
+        reserve(name)
         self.runtime = registry.get(name, config)
         self._is_failure = is_failure
         self._ignore = ignore

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 
@@ -24,10 +26,17 @@ class Override(models.TextChoices):
     DISABLED = "disabled", "disabled (always permit)"
 
 
+_AT_LEAST_ONE = MinValueValidator(1)
+
+
 class BreakerQuerySet(models.QuerySet["Breaker"]):
     def not_closed(self) -> BreakerQuerySet:
         """Breakers that are open, half-open or under an override (forced open, disabled)."""
         return self.exclude(state=BreakerState.CLOSED, override=Override.NONE)
+
+    def service_first(self) -> BreakerQuerySet:
+        """This service's own upstreams (no owner) before clients' breakers, then by name."""
+        return self.order_by(models.F("owner").asc(nulls_first=True), "name")
 
 
 class Breaker(models.Model):
@@ -39,6 +48,16 @@ class Breaker(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True)
+    # The client that created it through the API (or that ops gave it to); none: a breaker
+    # of this service's own code, which no client may report on or probe.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="The API client whose breaker this is; empty for this service's upstreams.",
+    )
     state = models.CharField(
         max_length=10, choices=BreakerState.choices, default=BreakerState.CLOSED
     )
@@ -48,20 +67,25 @@ class Breaker(models.Model):
     policy = models.CharField(
         max_length=12, choices=TripPolicy.choices, default=TripPolicy.CONSECUTIVE
     )
-    failure_threshold = models.PositiveIntegerField(default=5)
-    window_seconds = models.PositiveIntegerField(default=300)
+    failure_threshold = models.PositiveIntegerField(default=5, validators=[_AT_LEAST_ONE])
+    window_seconds = models.PositiveIntegerField(default=300, validators=[_AT_LEAST_ONE])
     failure_rate_threshold = models.FloatField(
-        null=True, blank=True, help_text="Also trip when this share of calls fail (0-1)."
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Also trip when this share of calls fail (0-1).",
     )
-    minimum_calls = models.PositiveIntegerField(default=20)
-    cooldown_seconds = models.FloatField(default=60)
-    cooldown_growth = models.FloatField(default=1.0, help_text="Multiplier per repeated trip.")
-    max_cooldown_seconds = models.FloatField(default=600)
-    half_open_max_probes = models.PositiveIntegerField(default=1)
+    minimum_calls = models.PositiveIntegerField(default=20, validators=[_AT_LEAST_ONE])
+    cooldown_seconds = models.FloatField(default=60, validators=[MinValueValidator(0.0)])
+    cooldown_growth = models.FloatField(
+        default=1.0, validators=[MinValueValidator(1.0)], help_text="Multiplier per repeated trip."
+    )
+    max_cooldown_seconds = models.FloatField(default=600, validators=[MinValueValidator(0.0)])
+    half_open_max_probes = models.PositiveIntegerField(default=1, validators=[_AT_LEAST_ONE])
     half_open_successes = models.PositiveIntegerField(
-        default=1, help_text="Probe successes needed to close."
+        default=1, validators=[_AT_LEAST_ONE], help_text="Probe successes needed to close."
     )
-    probe_lease_seconds = models.FloatField(default=30)
+    probe_lease_seconds = models.FloatField(default=30, validators=[MinValueValidator(0.1)])
     fail_open = models.BooleanField(
         default=True, help_text="When the database is unreachable: permit (True) or refuse."
     )
@@ -93,6 +117,23 @@ class Breaker(models.Model):
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            # A threshold or probe count of 0 would wedge the breaker (never trips, or
+            # half-open refusing everything): the database refuses it however it is written.
+            models.CheckConstraint(
+                condition=models.Q(
+                    failure_threshold__gte=1,
+                    window_seconds__gte=1,
+                    minimum_calls__gte=1,
+                    half_open_max_probes__gte=1,
+                    half_open_successes__gte=1,
+                    probe_lease_seconds__gt=0,
+                    cooldown_seconds__gte=0,
+                    cooldown_growth__gte=1,
+                ),
+                name="breaker_policy_usable",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_state_display()})"
@@ -133,7 +174,10 @@ class BreakerEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["breaker", "-created_at"], name="breakerevent_recent")]
+        indexes = [
+            models.Index(fields=["breaker", "-created_at"], name="breakerevent_recent"),
+            models.Index(fields=["created_at"], name="breakerevent_created"),  # retention
+        ]
         constraints = [
             # Each generation is entered by exactly one change: the database refuses a second.
             models.UniqueConstraint(

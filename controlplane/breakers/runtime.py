@@ -44,7 +44,7 @@ logger = logging.getLogger("controlplane.breakers")
 
 
 def _default_config() -> dict[str, Any]:
-    return dict(settings.BREAKER_DEFAULTS)
+    return {**settings.BREAKER_DEFAULTS, "owner_id": None}
 
 
 @dataclass
@@ -152,8 +152,14 @@ class BreakerRuntime:
 
     def _refuse(self, snap: Snapshot, retry_after: float | None) -> CircuitOpenError:
         self.registry.count("rejections", self.name)
-        BREAKER_REJECTIONS.labels(self.name).inc()
+        BREAKER_REJECTIONS.labels(self._label(snap)).inc()
         return CircuitOpenError(self.name, retry_after, snap.effective_state)
+
+    def _label(self, snap: Snapshot) -> str:
+        """This breaker in metric labels: this service's breakers by name; clients' breakers,
+        which any client can create, all as "client" (a label per name would grow without
+        bound)."""
+        return self.name if snap.owner_id is None else "client"
 
     def _local_allows(self) -> bool:
         return time.monotonic() >= self.local_open_until
@@ -227,6 +233,19 @@ class BreakerRuntime:
         if self.snapshot is snap:
             self.snapshot = replace(snap, consecutive_failures=0)
 
+    def report_probe(self, permit: Permit, *, ok: bool) -> bool:
+        """A remote caller's probe result; it counts (True) only while the caller still holds
+        the probe lease it was given."""
+        new = self._transition(
+            sql.PROBE_SUCCESS if ok else sql.PROBE_FAILURE,
+            placeholder(permit.generation),
+            "transition",
+            from_state=HALF_OPEN,
+            lease=permit.probe_lease,
+            require_lease=True,
+        )
+        return new is not None
+
     def failure(self, permit: Permit) -> None:
         if permit.local:
             self._local_failure()
@@ -269,11 +288,13 @@ class BreakerRuntime:
         *,
         from_state: str | None = None,
         lease: datetime | None = None,
+        require_lease: bool = False,
     ) -> Snapshot | None:
         params = {
             "name": self.name,
             "generation": snap.generation,
             "lease": lease,
+            "require_lease": require_lease,
             **sql.event_params(kind, from_state or snap.state),
         }
         try:
@@ -290,7 +311,7 @@ class BreakerRuntime:
     def _announce(self, from_state: str, new: Snapshot) -> None:
         """Only the winner gets here: log once, signal once."""
         self.registry.count("transitions", self.name)
-        BREAKER_TRANSITIONS.labels(self.name, new.state).inc()
+        BREAKER_TRANSITIONS.labels(self._label(new), new.state).inc()
         logger.warning(
             "breaker %s: %s -> %s (generation %s)", self.name, from_state, new.state, new.generation
         )

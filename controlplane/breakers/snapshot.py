@@ -26,6 +26,7 @@ class Snapshot:
     state: str
     generation: int
     override: str
+    owner_id: int | None  # a client's breaker; None: this service's own
     fresh_until: float
     open_until: float | None  # monotonic
     override_until: float | None  # monotonic
@@ -58,6 +59,7 @@ def snapshot_from_row(row: dict[str, Any]) -> Snapshot:
         state=row["state"],
         generation=row["generation"],
         override=row["override"],
+        owner_id=row["owner_id"],
         fresh_until=now + settings.BREAKER_SNAPSHOT_TTL,
         open_until=None if row["open_left"] is None else now + row["open_left"],
         override_until=None if row["override_left"] is None else now + row["override_left"],
@@ -76,6 +78,7 @@ def placeholder(generation: int) -> Snapshot:
         state=CLOSED,
         generation=generation,
         override="",
+        owner_id=None,
         fresh_until=0.0,
         open_until=None,
         override_until=None,

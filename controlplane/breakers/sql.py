@@ -22,7 +22,7 @@ CHANNEL = "controlplane_breakers"
 # What every process caches about a breaker. Durations are computed by the
 # database (open_until - now()), so process clocks never matter.
 SNAPSHOT_COLUMNS = """
-    b.id, b.name, b.state, b.generation, b.override, b.policy, b.failure_threshold,
+    b.id, b.name, b.owner_id, b.state, b.generation, b.override, b.policy, b.failure_threshold,
     b.window_seconds, b.failure_rate_threshold, b.minimum_calls, b.fail_open,
     b.consecutive_failures, b.half_open_max_probes,
     EXTRACT(EPOCH FROM b.open_until - now())::float AS open_left,
@@ -136,6 +136,10 @@ RETURNING now() + make_interval(secs => b.probe_lease_seconds) AS lease
 """
 
 _CLOSE_NOW = "(b.probe_successes + 1 >= b.half_open_successes)"
+# A remote caller's probe result counts only with a lease it still holds (from /permit/);
+# this process's own probes pass require_lease false (their lease may have run out while
+# a slow call was in flight, and its answer still describes the upstream).
+_HOLDS_PROBE = "(NOT %(require_lease)s OR %(lease)s::timestamptz = ANY(b.probe_leases))"
 PROBE_SUCCESS = f"""
 WITH t AS (
     UPDATE breakers_breaker b SET
@@ -151,6 +155,7 @@ WITH t AS (
         open_until = CASE WHEN {_CLOSE_NOW} THEN NULL ELSE b.open_until END,
         updated_at = now()
     WHERE b.name = %(name)s AND b.state = 'half_open' AND b.generation = %(generation)s
+      AND {_HOLDS_PROBE}
     RETURNING {SNAPSHOT_COLUMNS}
 )
 {_EVENT.format(reason="'probe succeeded'", won="t.state = 'closed'")}
@@ -166,6 +171,7 @@ WITH t AS (
         probe_leases = '{{}}', probe_successes = 0, total_failures = b.total_failures + 1,
         updated_at = now()
     WHERE b.name = %(name)s AND b.state = 'half_open' AND b.generation = %(generation)s
+      AND {_HOLDS_PROBE}
     RETURNING {SNAPSHOT_COLUMNS}
 )
 {_EVENT.format(reason="'probe failed'", won="true")}
@@ -227,20 +233,35 @@ SELECT * FROM t
 
 SNAPSHOT = f"SELECT {SNAPSHOT_COLUMNS} FROM breakers_breaker b WHERE b.name = %(name)s"
 
-ENSURE = """
+_NEW_BREAKER = """
 INSERT INTO breakers_breaker (
-    name, state, generation, policy, failure_threshold, window_seconds, failure_rate_threshold,
-    minimum_calls, cooldown_seconds, cooldown_growth, max_cooldown_seconds, half_open_max_probes,
-    half_open_successes, probe_lease_seconds, fail_open, consecutive_failures, failure_times,
-    rate_calls, rate_failures, total_failures, reopen_count, probe_leases, probe_successes,
-    override, override_by, override_reason, created_at, updated_at)
-VALUES (
-    %(name)s, 'closed', 0, %(policy)s, %(failure_threshold)s, %(window_seconds)s,
+    name, owner_id, state, generation, policy, failure_threshold, window_seconds,
+    failure_rate_threshold, minimum_calls, cooldown_seconds, cooldown_growth,
+    max_cooldown_seconds, half_open_max_probes, half_open_successes, probe_lease_seconds,
+    fail_open, consecutive_failures, failure_times, rate_calls, rate_failures, total_failures,
+    reopen_count, probe_leases, probe_successes, override, override_by, override_reason,
+    created_at, updated_at)
+SELECT
+    %(name)s, %(owner_id)s, 'closed', 0, %(policy)s, %(failure_threshold)s, %(window_seconds)s,
     %(failure_rate_threshold)s, %(minimum_calls)s, %(cooldown_seconds)s, %(cooldown_growth)s,
     %(max_cooldown_seconds)s, %(half_open_max_probes)s, %(half_open_successes)s,
-    %(probe_lease_seconds)s, %(fail_open)s, 0, '{}', 0, 0, 0, 0, '{}', 0, '', '', '', now(), now())
+    %(probe_lease_seconds)s, %(fail_open)s, 0, '{{}}', 0, 0, 0, 0, '{{}}', 0, '', '', '',
+    now(), now()
+{condition}
 ON CONFLICT (name) DO NOTHING
 """
+# First use by this service's code (no owner).
+ENSURE = _NEW_BREAKER.format(condition="")
+# A client's new breaker, while it owns fewer than %(cap)s (run under LOCK_OWNER, so two
+# creations by one client cannot both pass the count).
+CREATE_OWNED = (
+    _NEW_BREAKER.format(
+        condition="WHERE (SELECT count(*) FROM breakers_breaker WHERE owner_id = %(owner_id)s)"
+        " < %(cap)s"
+    )
+    + "RETURNING id"
+)
+LOCK_OWNER = "SELECT pg_advisory_xact_lock(hashtext('breakers.owner'), %(owner_id)s)"
 
 
 def run(cursor: psycopg.Cursor, statement: str, params: dict[str, Any]) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ import re
 import uuid
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -21,25 +22,34 @@ from controlplane.errors import spool
 from controlplane.errors.exceptions import reference_text
 from controlplane.errors.models import ErrorGroup, ErrorRecord
 from controlplane.lib.pagination import EstimatedCountPaginator
-from controlplane.lib.uuids import find_uuid
+from controlplane.lib.uuids import UUID_PATTERN, find_uuids
 
 _PREFIX = re.compile(r"^[0-9a-fA-F-]{8,36}$")
 _CODE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+# "(Reference: <uuid>)", as every message ends: that UUID is the record, whatever other UUIDs
+# (a job's, a micro-service's) the message names before it.
+_REFERENCE = re.compile(rf"(?i)\breference\b[^0-9a-f]{{0,4}}({UUID_PATTERN})")
 MIN_PREFIX = 8
 
 
 def parse_support_query(text: str) -> tuple[str, Any]:
     """What a pasted search means.
 
-    Returns ("uuid", UUID), ("prefix", (low, high)), ("code", str) or ("none", None).
-    Accepts a UUID with or without dashes, inside text such as "(Reference: ...)".
+    Returns ("uuid", UUID), ("uuids", [UUID, ...]), ("prefix", (low, high)), ("code", str)
+    or ("none", None). A UUID may come with or without dashes, inside any text: the one
+    after "Reference" wins; several UUIDs without a reference list every record they name.
     """
     text = text.strip()
-    found = find_uuid(text)
+    referenced = _REFERENCE.search(text)
+    if referenced:
+        return "uuid", uuid.UUID(referenced.group(1).replace("-", ""))
+    found = find_uuids(text)
+    if len(found) == 1:
+        return "uuid", found[0]
     if found:
-        return "uuid", found
+        return "uuids", found
     compact = text.replace("-", "")
-    if _PREFIX.match(text) and len(compact) >= MIN_PREFIX:
+    if _PREFIX.match(text) and MIN_PREFIX <= len(compact) <= 32:
         # A UUID prefix is a range on the unique index: [prefix000..., prefixfff...].
         low = uuid.UUID(compact.ljust(32, "0"))
         high = uuid.UUID(compact.ljust(32, "f"))
@@ -101,7 +111,8 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
     search_fields = ("support_id",)  # enables the box; get_search_results does the work
     search_help_text = (
         "Paste a support UUID (with or without dashes, or the whole "
-        "'(Reference: …)' text), an 8+ character UUID prefix, or an exact error code."
+        "'(Reference: …)' text or the whole message), an 8+ character UUID prefix, or an exact "
+        "error code."
     )
     date_hierarchy = None
     ordering = ("-created_at",)
@@ -142,7 +153,10 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
                 )
             },
         ),
-        ("When", {"fields": ("occurred_at", "created_at", "fingerprint")}),
+        (
+            "When, and how it was kept",
+            {"fields": ("occurred_at", "created_at", "fingerprint", "how_kept")},
+        ),
     )
     readonly_fields = (
         "support_id",
@@ -167,7 +181,21 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
         "occurred_at",
         "created_at",
         "fingerprint",
+        "how_kept",
     )
+
+    @admin.display(description="kept as")
+    def how_kept(self, record: ErrorRecord) -> str:
+        notes = []
+        if record.reported:
+            notes.append("reported by a client")
+        if record.anonymous:
+            notes.append(
+                f"no authenticated user (kept {settings.ERROR_ANONYMOUS_RETENTION_DAYS} days)"
+            )
+        if record.compact:
+            notes.append("compact: its source was past its full records for the minute")
+        return "; ".join(notes) or "a full record"
 
     @admin.display(description="path")
     def short_path(self, record: ErrorRecord) -> str:
@@ -244,6 +272,8 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
         kind, value = parse_support_query(search_term)
         if kind == "uuid":
             return queryset.filter(support_id=value), False
+        if kind == "uuids":
+            return queryset.filter(support_id__in=value), False
         if kind == "prefix":
             low, high = value
             return queryset.filter(support_id__gte=low, support_id__lte=high), False

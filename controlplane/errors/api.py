@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
-from django.core.validators import RegexValidator
+from django.conf import settings
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -15,19 +16,27 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.errors import spool
-from controlplane.errors.exceptions import NotFoundError, UserFacingError, reference_text
+from controlplane.errors.exceptions import (
+    ConflictError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UserFacingError,
+    reference_text,
+)
 from controlplane.errors.models import ErrorGroup, ErrorRecord
-from controlplane.errors.recording import record_error
+from controlplane.errors.recording import record_error, stored_client
 from controlplane.lib.pagination import NewestFirstPagination, cursor_page
 from controlplane.lib.permissions import IsClient, IsSupport
-from controlplane.lib.strict import StrictInput
+from controlplane.lib.strict import StrictInput, whole_value_validator
 
 
 class ErrorReportInput(StrictInput, serializers.Serializer):
     code = serializers.CharField(
         max_length=100,
         validators=[
-            RegexValidator(r"^[A-Z][A-Z0-9_]*$", "Use UPPER_SNAKE_CASE, e.g. PARSER_TIMEOUT.")
+            whole_value_validator(
+                r"^[A-Z][A-Z0-9_]*$", "Use UPPER_SNAKE_CASE, e.g. PARSER_TIMEOUT."
+            )
         ],
     )
     message = serializers.CharField(
@@ -106,6 +115,14 @@ class ErrorListCreateView(APIView):
         data = ErrorReportInput(data=request.data)
         data.is_valid(raise_exception=True)
         report = data.validated_data
+        limit = settings.ERROR_MAX_CONTEXT_BYTES
+        size = len(json.dumps(report["context"], ensure_ascii=False).encode())
+        if size > limit:
+            raise PayloadTooLargeError(
+                f"The error context is {size} bytes; at most {limit} are accepted.",
+                code="CONTEXT_TOO_LARGE",
+                metadata={"max_bytes": limit},
+            )
         error = UserFacingError(
             report.get("user_message") or None,
             code=report["code"],
@@ -115,20 +132,35 @@ class ErrorListCreateView(APIView):
             support_id=report.get("support_id"),
         )
         error.error_type = report["type"]
-        # A repeated support_id is acknowledged, not stored twice. Two reports of it at
-        # once both pass the check: the insert (ON CONFLICT DO NOTHING) decides the 201.
-        already = ErrorRecord.objects.filter(support_id=error.support_id).exists()
-        if not already:
+        client = request.user.get_username()
+        holder = _holder(error.support_id)
+        if holder is None:
             recorded = record_error(
                 error,
                 service=report["service"],
                 job_id=report.get("job_id"),
                 occurred_at=report.get("occurred_at"),
-                api_client=request.user.get_username(),
+                api_client=client,
+                reported_by=request.user,
             )
-            already = recorded.saved == "duplicate"  # spooled counts as accepted
+            if recorded.saved != "duplicate":  # stored, spooled or logged: accepted
+                body = ErrorReportOutput(
+                    {"support_id": error.support_id, "message": error.message}
+                ).data
+                return Response(body, status=status.HTTP_201_CREATED)
+            holder = _holder(error.support_id)  # a twin report won the insert
+        # A support_id may be reused only for the caller's own reports (a twin is
+        # acknowledged). Any other record holding it -- an error of a request still in the
+        # spool, another client's report -- keeps it: a report cannot replace that record.
+        if not (
+            holder and holder.get("reported") and holder["api_client"] == stored_client(client)
+        ):
+            raise ConflictError(
+                "This support_id belongs to another record; report without it to get a new one.",
+                code="SUPPORT_ID_TAKEN",
+            )
         body = ErrorReportOutput({"support_id": error.support_id, "message": error.message}).data
-        return Response(body, status=status.HTTP_200_OK if already else status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_200_OK)
 
     @extend_schema(
         operation_id="v1_errors_list",
@@ -151,6 +183,14 @@ class ErrorListCreateView(APIView):
         paginator = NewestFirstPagination()
         page = paginator.paginate_queryset(query, request, view=self)
         return paginator.get_paginated_response(ErrorRecordOutput(page, many=True).data)
+
+
+def _holder(support_id: uuid.UUID) -> dict[str, Any] | None:
+    """The record holding ``support_id`` (in the table, or this machine's spool), if any."""
+    stored = (
+        ErrorRecord.objects.filter(support_id=support_id).values("reported", "api_client").first()
+    )
+    return stored if stored is not None else spool.find(str(support_id))
 
 
 class ErrorDetailView(APIView):

@@ -79,6 +79,16 @@ class UserFacingError(Exception):
         return {}
 
 
+def known_codes() -> set[str]:
+    """The codes of every UserFacingError class defined so far (apps define theirs on import)."""
+    codes, classes = set(), [UserFacingError]
+    while classes:
+        cls = classes.pop()
+        codes.add(cls.code)
+        classes.extend(cls.__subclasses__())
+    return codes
+
+
 class InvalidRequestError(UserFacingError):
     """Malformed input (bad JSON, wrong field types): 400."""
 

@@ -36,6 +36,12 @@ class ErrorRecord(models.Model):
     exception_type = models.CharField(max_length=200, blank=True)
     traceback = models.TextField(blank=True)
     fingerprint = models.CharField(max_length=64)
+    # A request without an authenticated user (purged sooner, see ERROR_ANONYMOUS_RETENTION_DAYS).
+    anonymous = models.BooleanField(default=False, db_default=False)
+    # Stored without request details, past the per-source rate (controlplane.errors.bounds).
+    compact = models.BooleanField(default=False, db_default=False)
+    # Sent by a client through POST /api/v1/errors/, not raised by this service.
+    reported = models.BooleanField(default=False, db_default=False)
     occurred_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(db_default=Now())
 
@@ -48,6 +54,11 @@ class ErrorRecord(models.Model):
             models.Index(fields=["fingerprint", "created_at"], name="errorrecord_fp_created"),
             models.Index(
                 fields=["job_id"], name="errorrecord_job", condition=models.Q(job_id__isnull=False)
+            ),
+            models.Index(
+                fields=["created_at"],
+                name="errorrecord_anonymous_created",
+                condition=models.Q(anonymous=True),
             ),
         ]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from django.conf import settings
 
-from controlplane.errors import store
-from controlplane.errors.exceptions import UserFacingError
+from controlplane.errors import bounds, store
+from controlplane.errors.exceptions import UserFacingError, known_codes
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.metrics import ERROR_RECORDS
 from controlplane.lib.parsers import MAX_JSON_DEPTH, json_depth
@@ -93,7 +93,8 @@ def _clean(text: str, limit: int) -> str:
 
 
 def request_context(request: Any) -> dict[str, Any]:
-    """What support needs about the request: method, path, query, headers, body (truncated)."""
+    """What support needs about the request: method, path, query, headers, body (each
+    value cut to its limit, see ``bounds``)."""
     django_request = getattr(request, "_request", request)
     meta = django_request.META
     headers = {
@@ -106,14 +107,22 @@ def request_context(request: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
         "method": django_request.method,
         "path": django_request.path,
-        "query": {k: v for k, v in django_request.GET.lists()},
-        "headers": headers,
+        "query": _query(django_request),
+        "headers": bounds.cap_fields(headers),
         "remote_addr": meta.get("REMOTE_ADDR", ""),
     }
     body = _request_body(django_request)
     if body is not None:
         context["body"] = body
     return context
+
+
+def _query(django_request: Any) -> Any:
+    try:
+        return bounds.cap_fields(dict(django_request.GET.lists()))
+    except Exception:  # e.g. TooManyFieldsSent: the record must still be written
+        raw = django_request.META.get("QUERY_STRING", "")
+        return {bounds.TRUNCATED: "query not parsed", "raw": bounds.cap_text(raw, 1024)}
 
 
 def _request_body(django_request: Any) -> Any:
@@ -143,6 +152,11 @@ def _request_body(django_request: Any) -> Any:
                 return parsed
     text = raw.decode("utf-8", errors="replace")
     return text + ("…[truncated]" if truncated else "")
+
+
+def stored_client(name: str) -> str:
+    """A client name (User-Agent, or the reporting user) as its column stores it."""
+    return _fit(default_scrubber().text(name), 150)
 
 
 def _known_user(request: Any) -> Any:
@@ -175,7 +189,10 @@ def build_row(
     api_client: str = "",
     occurred_at: datetime | None = None,
     exc: BaseException | None = None,
+    reported_by: Any = None,
 ) -> dict[str, Any]:
+    """The ErrorRecord row for ``error``, scrubbed and within ``bounds``. ``reported_by``:
+    the client that reported it (POST /api/v1/errors/); this service did not raise it."""
     scrubber = default_scrubber()
     original = exc or error.original
     exception_type = ""
@@ -187,31 +204,42 @@ def build_row(
         )
     context = dict(error.context)
     user_id, username, method, path = None, "", "", ""
+    anonymous, source, per_minute = False, None, settings.ERROR_CLIENT_FULL_RECORDS_PER_MINUTE
+    if reported_by is not None:
+        source = f"user:{reported_by.pk}"
     if request is not None:
-        context["request"] = request_context(request)
         method = request.method
         path = getattr(request, "path", "")
         user = _known_user(request)
         if user is not None and user.is_authenticated:
             user_id, username = user.pk, user.get_username()
+            source = f"user:{user.pk}"
+        else:
+            anonymous = True
+            source = f"address:{request.META.get('REMOTE_ADDR', '')}"
+            per_minute = settings.ERROR_FULL_RECORDS_PER_MINUTE
+    compact = source is not None and not bounds.full_records.allow(source, per_minute)
+    if request is not None:
+        if not compact:  # a compact record keeps no request details: do not even read them
+            context["request"] = request_context(request)
         api_client = api_client or request.META.get("HTTP_USER_AGENT", "")
     service = service or getattr(error, "service", "")
     job_id = job_id or _current_job_id.get()
     technical = scrubber.text(_clean(error.technical_message, _MAX_TEXT))
-    return {
+    row = {
         "support_id": str(error.support_id),
         "code": _fit(error.code, 100),
         "type": _fit(error.error_type, 50),
         "http_status": error.http_status,
         "user_message": scrubber.text(_clean(error.user_message, _MAX_TEXT)),
         "technical_message": technical,
-        "context": storable(scrubber.scrub(context)),
+        "context": bounds.fit_context(storable(scrubber.scrub(context))),
         "service": _fit(service, 100),
         "request_method": _fit(method, 10),
-        "request_path": _clean(path, 2000),
+        "request_path": scrubber.text(_clean(path, 2000)),
         "user_id": user_id,
         "username": _fit(username, 150),
-        "api_client": _fit(api_client, 150),
+        "api_client": stored_client(api_client),
         "job_id": str(job_id) if job_id else None,
         "breaker_name": _fit(breaker_name, 100),
         "breaker_state": _fit(breaker_state, 20),
@@ -220,9 +248,13 @@ def build_row(
         "fingerprint": fingerprint(
             code=error.code, service=service, exception_type=exception_type, message=technical
         ),
+        "anonymous": anonymous,
+        "compact": False,
+        "reported": reported_by is not None,
         "occurred_at": occurred_at.isoformat() if occurred_at else None,
         "created_at": None,  # the database clock, unless spooled
     }
+    return bounds.compact(row) if compact else row
 
 
 @dataclass(frozen=True)
@@ -244,7 +276,7 @@ def record_error(error: UserFacingError, **details: Any) -> Recorded:
     if saved == "duplicate":
         # Recorded before (a job re-recording its client's error): counted and logged once.
         return Recorded(row, saved)
-    ERROR_RECORDS.labels(row["code"]).inc()
+    ERROR_RECORDS.labels(_code_label(row["code"], reported=row["reported"])).inc()
     records_log.info(
         json.dumps(
             {
@@ -256,7 +288,16 @@ def record_error(error: UserFacingError, **details: Any) -> Recorded:
                 "path": row["request_path"],
                 "exception": row["exception_type"],
                 "spooled": saved == "spooled",
+                "saved": saved,
             }
         )
     )
     return Recorded(row, saved)
+
+
+def _code_label(code: str, *, reported: bool) -> str:
+    """The metric label: codes this service raises are bounded by its code and settings;
+    a client may report any code, so those get their own series only when known."""
+    if not reported or code in settings.ERROR_METRIC_CODES or code in known_codes():
+        return code
+    return "reported"

@@ -1,4 +1,5 @@
-"""Retention: delete old error records in small batches, without long locks."""
+"""Retention of error records: ERROR_RETENTION_DAYS for all, ERROR_ANONYMOUS_RETENTION_DAYS
+for those of requests without an authenticated user (scanners, floods, bad tokens)."""
 
 from __future__ import annotations
 
@@ -7,43 +8,42 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection, transaction
 
-BATCH_SIZE = 5_000
+from controlplane.lib.retention import BATCH_SIZE, delete_in_batches
 
-# = ANY(ARRAY(...)) runs the limited, locking subquery once; with "IN (subquery)" the
-# planner may re-run it per outer row (a nested-loop semi join) and ignore the batch size.
 _DELETE_BATCH = """
 DELETE FROM errors_errorrecord WHERE id = ANY(ARRAY(
     SELECT id FROM errors_errorrecord
-    WHERE created_at < now() - make_interval(days => %s)
+    WHERE created_at < now() - make_interval(days => %(days)s) {anonymous}
     ORDER BY created_at
-    LIMIT %s
+    LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 ))
 """
-_DELETE_GROUPS = "DELETE FROM errors_errorgroup WHERE last_seen < now() - make_interval(days => %s)"
+_DELETE_GROUPS = (
+    "DELETE FROM errors_errorgroup WHERE last_seen < now() - make_interval(days => %(days)s)"
+)
 
 
 def purge_old_errors(
     *,
     days: int | None = None,
+    anonymous_days: int | None = None,
     batch_size: int = BATCH_SIZE,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Delete records older than ``days`` (ERROR_RETENTION_DAYS) by the database clock.
-
-    Each batch is its own short transaction; returns how many records were deleted.
-    """
+    """Delete records past their retention, by the database clock; how many were deleted."""
     days = settings.ERROR_RETENTION_DAYS if days is None else days
+    if anonymous_days is None:
+        anonymous_days = settings.ERROR_ANONYMOUS_RETENTION_DAYS
     total = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_DELETE_BATCH, [days, batch_size])
-            deleted = cursor.rowcount
-        total += deleted
-        if progress and deleted:
-            progress(total)
-        if deleted < batch_size:
-            break
+    for age, only_anonymous in ((min(days, anonymous_days), True), (days, False)):
+        statement = _DELETE_BATCH.format(anonymous="AND anonymous" if only_anonymous else "")
+        total += delete_in_batches(
+            statement,
+            {"days": age},
+            batch_size=batch_size,
+            progress=(lambda n, done=total: progress(done + n)) if progress else None,
+        )
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_DELETE_GROUPS, [days])
+        cursor.execute(_DELETE_GROUPS, {"days": days})
     return total

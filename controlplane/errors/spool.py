@@ -44,12 +44,16 @@ def _append_lock(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
 
 
+def line(row: dict[str, Any]) -> bytes:
+    """The row as the spool stores it: one line of JSON."""
+    return (json.dumps(row, default=str, ensure_ascii=False) + "\n").encode()
+
+
 def append(row: dict[str, Any]) -> None:
     """Append one row durably (fsync)."""
     path = spool_path()
-    line = json.dumps(row, default=str, ensure_ascii=False) + "\n"
-    with _locked(_append_lock(path)), open(path, "a", encoding="utf-8") as spool:
-        spool.write(line)
+    with _locked(_append_lock(path)), open(path, "ab") as spool:
+        spool.write(line(row))
         spool.flush()
         os.fsync(spool.fileno())
 
@@ -79,6 +83,17 @@ def _claimed_files(path: Path) -> list[Path]:
 def _all_files() -> list[Path]:
     path = spool_path()
     return [path, *_claimed_files(path)] if path.parent.exists() else []
+
+
+def size() -> int:
+    """Bytes on disk in this machine's spool, claimed files included."""
+    total = 0
+    for file in _all_files():
+        try:
+            total += file.stat().st_size
+        except OSError:  # gone meanwhile, or the spool's folder is unusable (then it is 0)
+            continue
+    return total
 
 
 def pending_count() -> int:

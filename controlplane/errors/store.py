@@ -24,8 +24,9 @@ from django.conf import settings
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
-from controlplane.errors import spool
+from controlplane.errors import bounds, spool
 from controlplane.lib import sidedb
+from controlplane.lib.metrics import ERROR_RECORDS_NOT_SPOOLED
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +50,13 @@ COLUMNS = (
     "exception_type",
     "traceback",
     "fingerprint",
+    "anonymous",
+    "compact",
+    "reported",
     "occurred_at",
 )
+# Columns a row spooled by an older version may lack.
+_DEFAULTS = {"anonymous": False, "compact": False, "reported": False, "created_at": None}
 
 INSERT_SQL = f"""
 WITH rec AS (
@@ -92,8 +98,7 @@ class Store:
 
         Raises psycopg.Error when the database cannot take the row.
         """
-        params = {**row, "context": Jsonb(row.get("context") or {})}
-        params.setdefault("created_at", None)
+        params = {**_DEFAULTS, **row, "context": Jsonb(row.get("context") or {})}
 
         def insert(cursor: psycopg.Cursor) -> bool:
             cursor.execute(INSERT_SQL, params)
@@ -118,21 +123,38 @@ def set_store(store: Store) -> Store:
 
 # --- Write or spool ----------------------------------------------------------------
 
-Saved = Literal["stored", "duplicate", "spooled"]
+# "logged": neither stored nor spooled (spool full or unwritable); the row is in the log.
+Saved = Literal["stored", "duplicate", "spooled", "logged"]
 _REPLAY_EVERY_SECONDS = 5.0
 _last_replay_attempt = 0.0
 
 
 def _spool(row: dict[str, Any], exc: Exception) -> Saved:
+    """Keep the row on this machine until the database is back, within ERROR_SPOOL_MAX_BYTES:
+    from half the cap rows are spooled compact; at the cap they are only logged (one JSON
+    line with the support_id, and counted), so the disk cannot fill with records."""
     row = {**row, "created_at": row.get("created_at") or timezone.now().isoformat()}
+    cap, used = settings.ERROR_SPOOL_MAX_BYTES, spool.size()
+    if used >= cap // 2 and not row.get("compact"):
+        row = bounds.compact(row)
+    if used + len(spool.line(row)) > cap:
+        ERROR_RECORDS_NOT_SPOOLED.inc()
+        logger.error(
+            "error record not spooled, spool full (%d of %d bytes): %s",
+            used,
+            cap,
+            json.dumps(row, default=str),
+        )
+        return "logged"
     try:
         spool.append(row)
     except OSError:
         # Last resort: the whole row in the log, so the support_id stays findable.
+        ERROR_RECORDS_NOT_SPOOLED.inc()
         logger.exception(
             "error record could not be stored nor spooled: %s", json.dumps(row, default=str)
         )
-        return "spooled"
+        return "logged"
     logger.warning("error record %s spooled: database unavailable (%s)", row["support_id"], exc)
     return "spooled"
 

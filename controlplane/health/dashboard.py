@@ -25,6 +25,7 @@ from lookups.metrics import thresholds
 from lookups.resolver import get_lookups
 
 CHART_WIDTH, CHART_HEIGHT = 720, 120
+SERVICE_BREAKERS_SHOWN = 200  # closed ones of this service's own; every not-closed one is shown
 
 
 def _hourly_errors(now: Any) -> list[dict[str, Any]]:
@@ -55,8 +56,15 @@ def _hourly_errors(now: Any) -> list[dict[str, Any]]:
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     health = collect()
-    breakers = list(Breaker.objects.order_by("name")[:200])
-    open_breakers = [b for b in breakers if b.effective_state != CLOSED]
+    # Every breaker that is not plainly closed, however many clients created, this service's
+    # own upstreams first; then this service's closed ones (clients' closed ones are counted).
+    not_closed = list(Breaker.objects.not_closed().service_first().select_related("owner"))
+    closed_own = Breaker.objects.filter(owner=None).exclude(pk__in=[b.pk for b in not_closed])
+    breakers = not_closed + list(closed_own.order_by("name")[:SERVICE_BREAKERS_SHOWN])
+    clients_closed = Breaker.objects.exclude(owner=None).count() - sum(
+        1 for b in not_closed if b.owner_id
+    )
+    open_breakers = [b for b in not_closed if b.effective_state != CLOSED]
     oldest_queued = Job.objects.filter(status=JobStatus.QUEUED).order_by("run_after").first()
     jobs_hour = Job.objects.status_counts(since=now - timedelta(hours=1))
     jobs_day = Job.objects.status_counts(since=now - timedelta(days=1))
@@ -65,6 +73,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     problems = [
         f"breaker {b.name} is "
         + ("forced open" if b.effective_state == FORCED_OPEN else b.effective_state)
+        + (f" (client {b.owner.get_username()})" if b.owner_id else "")
         for b in open_breakers
     ]
     problems += [
@@ -91,6 +100,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "health": health,
         "problems": problems,
         "breakers": [(b, state_badge(b)) for b in breakers],
+        "clients_closed_breakers": clients_closed,
         "can_reset": request.user.has_perm("breakers.change_breaker"),
         "jobs_hour": jobs_hour,
         "jobs_day": jobs_day,

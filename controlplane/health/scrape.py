@@ -3,13 +3,20 @@
 Counters and histograms are defined in ``controlplane.lib.metrics`` and written by
 each process to PROMETHEUS_MULTIPROC_DIR; this scrape sums them. Gauges that
 describe shared state (breaker states, jobs by status, queue depth) and the lookup
-figures (already aggregated per process in the database) are read from PostgreSQL
-at scrape time instead.
+figures (already aggregated per process in the database) are read from PostgreSQL,
+at most once per METRICS_CACHE_SECONDS per process, so scrapes cost no queries.
+
+Access: with METRICS_TOKEN, a bearer token (compared in constant time); without
+it, the client's address must be in METRICS_ALLOWED_NETWORKS, where the address
+is the last X-Forwarded-For hop that is not one of METRICS_TRUSTED_PROXIES.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -33,33 +40,54 @@ BREAKER_STATE_VALUE = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2, FORCED_OPEN: 3}
 
 
 class DatabaseCollector(Collector):
-    """Shared state, read once per scrape (small tables and indexed counts only)."""
+    """Shared state from the database (small tables and indexed counts only), read at most
+    once per METRICS_CACHE_SECONDS in this process."""
+
+    def __init__(self) -> None:
+        self.families: list[Any] = []
+        self.read_at = float("-inf")
+        self.lock = threading.Lock()
 
     def collect(self) -> Iterator[Any]:
+        with self.lock:
+            if time.monotonic() - self.read_at >= settings.METRICS_CACHE_SECONDS:
+                self.families = self._read()
+                self.read_at = time.monotonic()
+            return iter(self.families)
+
+    def _read(self) -> list[Any]:
+        up = GaugeMetricFamily("controlplane_database_up", "Database reachable at scrape.")
         try:
-            yield from self._breakers()
-            yield from self._jobs()
-            yield from self._lookups()
+            families = [*self._breakers(), *self._jobs(), *self._lookups()]
         except DatabaseError:
             connection.close()
-            up = GaugeMetricFamily("controlplane_database_up", "Database reachable at scrape.")
             up.add_metric([], 0)
-            yield up
-            return
-        up = GaugeMetricFamily("controlplane_database_up", "Database reachable at scrape.")
+            return [up]
         up.add_metric([], 1)
-        yield up
+        return [*families, up]
 
     def _breakers(self) -> Iterator[Any]:
         state = GaugeMetricFamily(
             "controlplane_breaker_state",
-            "Breaker state: 0 closed, 1 half-open, 2 open, 3 forced open.",
+            "State of this service's breakers: 0 closed, 1 half-open, 2 open, 3 forced open.",
             labels=["breaker"],
         )
-        rows = Breaker.objects.values_list("name", "state", "override")[:1000]
-        for name, current, override in rows:
+        rows = Breaker.objects.filter(owner=None).values_list("name", "state", "override")
+        for name, current, override in rows[: settings.METRICS_MAX_BREAKERS]:
             state.add_metric([name], BREAKER_STATE_VALUE[effective_state(current, override)])
         yield state
+        # Clients create breakers at will: counted by state, never one series per name.
+        clients = GaugeMetricFamily(
+            "controlplane_client_breakers", "Clients' breakers, by state.", labels=["state"]
+        )
+        counts: dict[str, int] = dict.fromkeys(BREAKER_STATE_VALUE, 0)
+        for current, override in Breaker.objects.exclude(owner=None).values_list(
+            "state", "override"
+        ):
+            counts[effective_state(current, override)] += 1
+        for key, count in counts.items():
+            clients.add_metric([key], count)
+        yield clients
 
     def _jobs(self) -> Iterator[Any]:
         by_status = GaugeMetricFamily(
@@ -101,15 +129,38 @@ class DatabaseCollector(Collector):
         yield latency
 
 
+def _in(address: str, networks: list[str]) -> bool:
+    try:
+        client = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return False
+    return any(client in ipaddress.ip_network(net) for net in networks)
+
+
+def client_address(request: HttpRequest) -> str:
+    """The scraper's address: REMOTE_ADDR, or behind trusted proxies the last hop of
+    X-Forwarded-For that is not one of them (earlier hops are whatever the client wrote)."""
+    address = request.META.get("REMOTE_ADDR", "")
+    trusted = settings.METRICS_TRUSTED_PROXIES
+    if not trusted or not _in(address, trusted):
+        return address
+    for hop in reversed(request.headers.get("X-Forwarded-For", "").split(",")):
+        if not _in(hop, trusted):
+            return hop.strip()
+    return address
+
+
 def _allowed(request: HttpRequest) -> bool:
     token = settings.METRICS_TOKEN
     if token:
-        return request.headers.get("Authorization", "") == f"Bearer {token}"
-    try:
-        client = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
-    except ValueError:
-        return False
-    return any(client in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
+        sent = request.headers.get("Authorization", "")
+        return hmac.compare_digest(sent.encode(), f"Bearer {token}".encode())
+    return _in(client_address(request), settings.METRICS_ALLOWED_NETWORKS)
+
+
+_registry = CollectorRegistry()
+MultiProcessCollector(_registry)
+_registry.register(DatabaseCollector())
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
@@ -117,7 +168,4 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
         return HttpResponse(
             "metrics are not available to this client\n", status=403, content_type="text/plain"
         )
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)
-    registry.register(DatabaseCollector())
-    return HttpResponse(generate_latest(registry), content_type="text/plain; version=0.0.4")
+    return HttpResponse(generate_latest(_registry), content_type="text/plain; version=0.0.4")

@@ -8,12 +8,15 @@ own id; in development and test the same things are allowed and logged.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from typing import Any
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+
+from controlplane.resilience.providers import CLIENT_CALL
 
 logger = logging.getLogger("controlplane.checks")
 
@@ -99,6 +102,16 @@ def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]
                 id="controlplane.W002",
             )
         )
+    if not settings.METRICS_TOKEN and not settings.METRICS_TRUSTED_PROXIES:
+        problems.append(
+            Error(
+                "METRICS_TOKEN is not set: /metrics would be decided by the client address, "
+                "which behind a reverse proxy is the proxy's for every request.",
+                hint="Set METRICS_TOKEN (Prometheus: authorization credentials), or name the "
+                "proxies in METRICS_TRUSTED_PROXIES so X-Forwarded-For is believed.",
+                id="controlplane.E008",
+            )
+        )
     for group, members in settings.PROVIDER_GROUPS.items():
         unknown = [m for m in members if m not in settings.PROVIDERS]
         if unknown:
@@ -108,4 +121,31 @@ def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]
                     id="controlplane.W001",
                 )
             )
+    return problems
+
+
+@register(Tags.security)
+def configuration_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Settings that would fail at request time, refused at start-up in every environment."""
+    problems: list[Any] = []
+    for name in ("METRICS_ALLOWED_NETWORKS", "METRICS_TRUSTED_PROXIES"):
+        for network in getattr(settings, name):
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                problems.append(
+                    Error(
+                        f"{name} has {network!r}, which is not a network.", id="controlplane.E009"
+                    )
+                )
+    for provider, config in sorted(settings.PROVIDERS.items()):
+        for rule in config.get("client_calls", []):
+            if not isinstance(rule, str) or not CLIENT_CALL.fullmatch(rule):
+                problems.append(
+                    Error(
+                        f"Provider {provider!r}: client_calls entry {rule!r} is not "
+                        '"METHOD /path" (a * in the path matches anything).',
+                        id="controlplane.E010",
+                    )
+                )
     return problems

@@ -16,7 +16,15 @@ from prometheus_client import Counter, Histogram
 HTTP_REQUESTS = Counter(
     "controlplane_http_requests", "HTTP responses by status code.", ["method", "status"]
 )
-ERROR_RECORDS = Counter("controlplane_error_records", "Error records written, by code.", ["code"])
+ERROR_RECORDS = Counter(
+    "controlplane_error_records",
+    "Error records written, by code (reported codes this service does not know: 'reported').",
+    ["code"],
+)
+ERROR_RECORDS_NOT_SPOOLED = Counter(
+    "controlplane_error_records_not_spooled",
+    "Error records only logged: the database was down and the spool full or unwritable.",
+)
 BREAKER_TRANSITIONS = Counter(
     "controlplane_breaker_transitions",
     "Breaker transitions (counted by the winner).",
@@ -39,13 +47,18 @@ JOB_DURATION = Histogram(
 )
 
 
+# A client chooses the method token; only these get their own series.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class MetricsMiddleware:
-    """Counts every response by method and status."""
+    """Counts every response by method (others as "other") and status."""
 
     def __init__(self, get_response: Any) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
+        method = request.method if request.method in HTTP_METHODS else "other"
+        HTTP_REQUESTS.labels(method, str(response.status_code)).inc()
         return response

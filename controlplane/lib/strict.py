@@ -14,8 +14,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.http import QueryDict
 from rest_framework import serializers
+
+
+def whole_value_validator(pattern: str, message: str) -> RegexValidator:
+    """A validator for ``^...$`` (the pattern the OpenAPI schema publishes) that matches the
+    whole value: Python's ``$`` also matches before a final newline, so ``"name\\n"`` would
+    pass; ``\\Z`` does not."""
+    return RegexValidator(pattern.removesuffix("$") + r"\Z", message)
+
 
 # Checked in order: the first matching field class decides what a value must be.
 _JSON_TYPES: tuple[tuple[type[serializers.Field], tuple[type, ...], str], ...] = (

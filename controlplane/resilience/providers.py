@@ -15,8 +15,10 @@ PROVIDER_FALLBACK_TO_MOCK (E002).
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,26 @@ from controlplane.resilience.client import ServiceClient
 
 logger = logging.getLogger("controlplane.providers")
 _clients: dict[str, ServiceClient] = {}
+# A provider's "client_calls" entry: what API clients may call on it through jobs.
+CLIENT_CALL = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^\s?#]*)")
+
+
+def client_calls(provider: str) -> list[str]:
+    """What API clients may call on ``provider`` (jobs of kind http.request): its
+    "client_calls" setting, by default only its health path."""
+    config = settings.PROVIDERS[provider]
+    return config.get("client_calls", [f"GET {config.get('health_path', '/health')}"])
+
+
+def client_may_call(provider: str, method: str, path: str) -> bool:
+    """Does a client_calls rule allow ``method`` on ``path`` (query string aside)? A "*" in a
+    rule's path matches any characters, "/" included."""
+    bare = path.split("?", 1)[0]
+    for rule in client_calls(provider):
+        found = CLIENT_CALL.fullmatch(rule)
+        if found and found.group(1) == method and fnmatch.fnmatchcase(bare, found.group(2)):
+            return True
+    return False
 
 
 def _mock_handler(provider: str) -> Any:

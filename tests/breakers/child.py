@@ -71,9 +71,28 @@ def watch(name: str, until: str, seconds: float) -> dict:
     return {"changed_at": None}
 
 
+def claim(name: str, owner_id: int, count: int, start_at: float) -> dict:
+    """Create breakers ``name-0`` .. as the client ``owner_id`` would, through the API's check."""
+    from django.contrib.auth import get_user_model
+
+    from controlplane.breakers.actions import claim_for_client
+    from controlplane.errors.exceptions import UserFacingError
+
+    client = get_user_model().objects.get(pk=owner_id)
+    wait_until(start_at)
+    created = 0
+    for n in range(count):
+        with suppress(UserFacingError):
+            claim_for_client(name=f"{name}-{n}", client=client)
+            created += 1
+    return {"created": created}
+
+
 if __name__ == "__main__":
     mode, name, *rest = sys.argv[1:]
-    if mode == "hammer":
+    if mode == "claim":
+        result = claim(name, int(rest[0]), int(rest[1]), float(rest[2]))
+    elif mode == "hammer":
         result = hammer(name, float(rest[0]))
     elif mode == "probe":
         result = probe(name, float(rest[0]))

@@ -2,6 +2,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from django.db import IntegrityError, transaction
+
 from controlplane.breakers.circuit import breaker
 from controlplane.breakers.models import Breaker, BreakerEvent
 from tests.breakers.conftest import fail
@@ -72,3 +75,26 @@ def test_the_open_breakers_list(fresh_name: str, ops_user: Any, client: Any) -> 
     page = client.get("/admin/breakers/openbreaker/").content.decode()
     assert fresh_name in page
     assert fresh_name + "-ok" not in page
+
+
+def test_a_policy_that_would_wedge_a_breaker_is_refused(
+    fresh_name: str, ops_user: Any, client: Any
+) -> None:
+    breaker(fresh_name).allows()
+    row = Breaker.objects.get(name=fresh_name)
+    client.force_login(ops_user)
+    form = client.get(f"{CHANGELIST}{row.pk}/change/")
+    editable = form.context["adminform"].form
+    fields = {
+        name: "" if value is None else value
+        for name, value in editable.initial.items()
+        if name in editable.fields
+    }
+    for field in ("half_open_max_probes", "failure_threshold"):
+        page = client.post(f"{CHANGELIST}{row.pk}/change/", {**fields, field: 0})
+        assert page.status_code == 200  # the form again, with the error
+        assert "Ensure this value is greater than or equal to 1." in page.content.decode()
+    row.refresh_from_db()
+    assert (row.half_open_max_probes, row.failure_threshold) == (1, 5)
+    with pytest.raises(IntegrityError), transaction.atomic():  # and however it is written
+        Breaker.objects.filter(pk=row.pk).update(half_open_max_probes=0)

@@ -102,3 +102,22 @@ def test_an_override_in_one_process_is_obeyed_by_another_within_a_second(
     seen_at = results([watcher])[0]["changed_at"]
     assert seen_at is not None
     assert seen_at - changed_at < 1.0
+
+
+def test_a_clients_quota_holds_when_its_processes_create_breakers_at_once(
+    fresh_name: str, client_user: Any
+) -> None:
+    start_at = time.time() + 3
+    children = [
+        spawn(
+            "claim",
+            f"{fresh_name}-{n}",
+            str(client_user.pk),
+            "4",
+            str(start_at),
+            BREAKER_MAX_PER_CLIENT="6",
+        )
+        for n in range(4)
+    ]
+    created = sum(r["created"] for r in results(children))
+    assert created == Breaker.objects.filter(owner=client_user).count() == 6

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -106,3 +107,35 @@ def test_the_list_never_counts_the_whole_table(
 def test_clients_without_staff_cannot_open_the_admin(client_user: Any, client: Any) -> None:
     client.force_login(client_user)
     assert client.get(CHANGELIST).status_code == 302  # to the login page
+
+
+def test_the_reference_wins_over_other_uuids_in_a_pasted_message(
+    client_user: Any, support_user: Any, api_as: Any, client: Any
+) -> None:
+    missing = uuid.uuid4()
+    error = api_as(client_user).get(f"/api/v1/jobs/{missing}/").json()["error"]
+    assert str(missing) in error["message"]  # "No job <uuid>. (Reference: <sid>)"
+    client.force_login(support_user)
+    landed = client.get(CHANGELIST, {"q": error["message"]}, follow=True)
+    assert landed.redirect_chain, "no redirect to the record"
+    assert error["support_id"] in landed.content.decode()
+
+
+def test_several_uuids_without_a_reference_list_every_record_they_name(
+    client_user: Any, support_user: Any, api_as: Any, client: Any
+) -> None:
+    api = api_as(client_user)
+    first, second = (
+        api.get("/api/v1/no-such-thing/").json()["error"]["support_id"] for _ in range(2)
+    )
+    client.force_login(support_user)
+    page = client.get(CHANGELIST, {"q": f"{first} and then {second}"}).content.decode()
+    assert first in page and second in page
+
+
+@pytest.mark.parametrize("term", ["a" * 33, "a" * 35, "0123-4567-89ab-cdef-0123-4567-89ab-cdef-01"])
+def test_a_search_longer_than_a_uuid_is_answered_not_a_500(
+    support_user: Any, client: Any, term: str
+) -> None:
+    client.force_login(support_user)
+    assert client.get(CHANGELIST, {"q": term}).status_code == 200

@@ -33,7 +33,7 @@ def test_a_client_reports_an_error_and_gets_a_support_id(client_user: Any, api_a
 def test_a_reported_error_is_counted_and_logged_like_one_raised_here(
     client_user: Any, api_as: Any, caplog: Any
 ) -> None:
-    counted = ERROR_RECORDS.labels("OCR_TIMEOUT")._value
+    counted = ERROR_RECORDS.labels("reported")._value  # a code this service does not raise
     before = counted.get()
     api = api_as(client_user)
     with caplog.at_level(logging.INFO, logger="controlplane.errors.records"):
@@ -131,11 +131,50 @@ def test_a_report_racing_its_twin_is_acknowledged_not_created(
     assert (
         api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json").status_code == 201
     )
-    # The twin's record committed after this request looked for it.
-    missed = SimpleNamespace(objects=SimpleNamespace(filter=lambda **_: ErrorRecord.objects.none()))
+    # The twin's record committed after this request first looked for it.
+    looks = [ErrorRecord.objects.none()]
+
+    def filter_after_the_twin(**lookup: Any) -> Any:
+        return looks.pop() if looks else ErrorRecord.objects.filter(**lookup)
+
+    missed = SimpleNamespace(objects=SimpleNamespace(filter=filter_after_the_twin))
     monkeypatch.setattr(errors_api, "ErrorRecord", missed)
     again = api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json")
     assert again.status_code == 200
     assert again.json()["support_id"] == sid
     assert ErrorRecord.objects.filter(support_id=sid).count() == 1
     assert ErrorGroup.objects.get(code="OCR_TIMEOUT").count == 1
+
+
+def test_a_support_id_of_another_record_cannot_be_reported_over(
+    client_user: Any, api_as: Any, django_user_model: Any, support_user: Any, client: Any
+) -> None:
+    from django.contrib.auth.models import Group
+
+    other = django_user_model.objects.create_user("carol-client")
+    other.groups.add(Group.objects.get(name="clients"))
+    api = api_as(client_user)
+    # The support_id of an error this service answered the client with...
+    raised = assert_envelope(api.get("/api/v1/no-such-thing/"), 404, "NOT_FOUND")
+    taken = api.post("/api/v1/errors/", {**REPORT, "support_id": raised}, format="json")
+    assert_envelope(taken, 409, "SUPPORT_ID_TAKEN")
+    # ...or of another client's report stays with that record.
+    sid = api.post("/api/v1/errors/", REPORT, format="json").json()["support_id"]
+    theirs = api_as(other).post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json")
+    assert_envelope(theirs, 409, "SUPPORT_ID_TAKEN")
+    assert ErrorRecord.objects.get(support_id=raised).code == "NOT_FOUND"
+    assert ErrorRecord.objects.get(support_id=sid).api_client == client_user.username
+
+
+def test_a_support_id_waiting_in_the_spool_is_not_taken_by_a_report(
+    client_user: Any, api_as: Any, settings: Any
+) -> None:
+    from controlplane.errors import spool
+
+    sid = str(uuid.uuid4())
+    spool.append({"support_id": sid, "code": "NOT_FOUND", "api_client": "curl/8"})
+    taken = api_as(client_user).post(
+        "/api/v1/errors/", {**REPORT, "support_id": sid}, format="json"
+    )
+    assert_envelope(taken, 409, "SUPPORT_ID_TAKEN")
+    assert not ErrorRecord.objects.filter(support_id=sid).exists()  # the replay will win

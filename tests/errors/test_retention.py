@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.models import ErrorGroup, ErrorRecord
@@ -34,3 +35,16 @@ def test_purge_deletes_only_old_records_in_batches(settings: Any) -> None:
     assert not ErrorRecord.objects.filter(support_id__in=[r.support_id for r in old]).exists()
     assert ErrorRecord.objects.filter(support_id=new.support_id).exists()
     assert list(ErrorGroup.objects.values_list("code", flat=True)) == ["NEW"]
+
+
+@pytest.mark.django_db
+def test_anonymous_records_are_purged_sooner(settings: Any) -> None:
+    settings.ERROR_RETENTION_DAYS, settings.ERROR_ANONYMOUS_RETENTION_DAYS = 90, 7
+    response = Client().get("/api/v1/jobs/")  # no token: an anonymous record
+    anonymous = response.json()["error"]["support_id"]
+    signed = record_error(InternalServerError(code="KEPT", technical_message="k")).support_id
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE errors_errorrecord SET created_at = now() - interval '8 days'")
+    call_command("purge_errors", stdout=StringIO())
+    assert not ErrorRecord.objects.filter(support_id=anonymous).exists()
+    assert ErrorRecord.objects.filter(support_id=signed).exists()

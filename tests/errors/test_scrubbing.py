@@ -135,3 +135,80 @@ def test_scrubbing_long_words_is_linear(text: str) -> None:
     started = time.perf_counter()
     assert Scrubber().text(text) == text
     assert time.perf_counter() - started < 5
+
+
+# Every shape a secret arrives in, and what must be left of it. The scrubber runs on every
+# text and JSON value an error record, a job's error or an admin page keeps.
+SHAPES = [
+    ("key=value in a query", "GET /x?api_key=S3CR3T&page=2", f"GET /x?api_key={FILTERED}&page=2"),
+    ("JSON", '{"client_secret": "S3CR3T", "n": 1}', f'{{"client_secret": "{FILTERED}", "n": 1}}'),
+    ("repr", "{'password': 'S3CR3T'}", f"{{'password': '{FILTERED}'}}"),
+    (
+        "a quoted value with spaces",
+        "{'password': 'correct horse battery staple'}",
+        f"{{'password': '{FILTERED}'}}",
+    ),
+    ("a semicolon in the value", "password=abc;S3CR3T next", f"password={FILTERED} next"),
+    ("a header line", "X-Api-Key: S3CR3T\nAccept: json", f"X-Api-Key: {FILTERED}\nAccept: json"),
+    ("bearer", "Authorization: Bearer S3CR3T.xyz", f"Authorization: {FILTERED}"),
+    (
+        "a password in a URL",
+        "postgresql://app:S3CR3T@db/app",
+        f"postgresql://app:{FILTERED}@db/app",
+    ),
+    (
+        "a multipart form field",
+        'Content-Disposition: form-data; name="password"\r\n\r\nS3CR3T\r\n--b--',
+        f'Content-Disposition: form-data; name="password"\r\n\r\n{FILTERED}\r\n--b--',
+    ),
+    ("a card number", "card 4111 1111 1111 1111 ok", f"card {FILTERED} ok"),
+    *[
+        (f"the key {key}", f"?{key}=S3CR3T&x=1", f"?{key}={FILTERED}&x=1")
+        for key in (
+            "key",
+            "sig",
+            "signature",
+            "X-Amz-Signature",
+            "pwd",
+            "pass",
+            "auth",
+            "jwt",
+            "access_token",
+            "refresh_token",
+            "client_secret",
+        )
+    ],
+]
+# ...and what is not a secret, kept as it is.
+NOT_SECRETS = [
+    "/api/v1/jobs/00000000-0000-0000-0000-000000000000/",  # all digits, and passes Luhn
+    "/api/v1/jobs/12345678-1234-1234-1234-123456789012/",
+    "order 1234567890123 ok",  # not a Luhn number
+    "0000000000000000",  # no card number starts with 0
+    "monkey=banana; keyboard: yes",  # short names match only as whole keys
+    "Key (slug)=(wall-painting) already exists.",
+]
+
+
+@pytest.mark.parametrize(("shape", "text", "scrubbed"), SHAPES, ids=[s[0] for s in SHAPES])
+def test_every_secret_shape_is_scrubbed(shape: str, text: str, scrubbed: str) -> None:
+    assert Scrubber().text(text) == scrubbed
+
+
+@pytest.mark.parametrize("text", NOT_SECRETS)
+def test_what_is_not_a_secret_is_kept(text: str) -> None:
+    assert Scrubber().text(text) == text
+
+
+def test_short_names_are_secret_keys_only_as_a_whole_key() -> None:
+    scrubbed = Scrubber().scrub({"key": "k", "Sig": "s", "monkey": "m", "Idempotency-Key": "i"})
+    assert scrubbed == {"key": FILTERED, "Sig": FILTERED, "monkey": "m", "Idempotency-Key": "i"}
+
+
+def test_the_path_and_the_user_agent_are_stored_scrubbed(client_user: Any, api_as: Any) -> None:
+    response = api_as(client_user).get(
+        "/api/v1/reset/token=S3CR3T/", HTTP_USER_AGENT="tool/1 api_key=S3CR3T"
+    )
+    record = ErrorRecord.objects.get(support_id=response.json()["error"]["support_id"])
+    assert record.request_path == f"/api/v1/reset/token={FILTERED}"  # to the next space
+    assert record.api_client == f"tool/1 api_key={FILTERED}"

@@ -111,3 +111,26 @@ def test_an_unwritable_spool_still_logs_the_whole_record(
         recorded = record_error(InternalServerError(technical_message="nowhere to go"))
     assert recorded.support_id in caplog.text
     assert "could not be stored nor spooled" in caplog.text
+
+
+def test_the_spool_is_bounded_compact_from_half_full_and_logged_at_the_cap(
+    dead_database: None, settings: Any, caplog: Any
+) -> None:
+    from controlplane.errors import spool
+    from controlplane.errors.exceptions import InternalServerError
+    from controlplane.errors.recording import record_error
+
+    settings.ERROR_SPOOL_MAX_BYTES = 64 * 1024
+    context = {"blob": "x" * 6000}
+    saved = [
+        record_error(InternalServerError(technical_message="big", context=context))
+        for _ in range(100)
+    ]
+    kinds = [s.saved for s in saved]
+    rows = [json.loads(line) for line in settings.ERROR_SPOOL_PATH.read_text().splitlines()]
+    assert spool.size() <= 64 * 1024
+    assert rows[0]["compact"] is False and rows[-1]["compact"] is True  # compact past half
+    assert kinds[: len(rows)] == ["spooled"] * len(rows) and "logged" in kinds  # then only logged
+    logged = [s.support_id for s in saved if s.saved == "logged"]
+    assert all(sid in caplog.text for sid in logged)  # the log line keeps them findable
+    assert "spool full" in caplog.text

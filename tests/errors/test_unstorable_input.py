@@ -16,7 +16,7 @@ from controlplane.errors.recording import record_error
 from controlplane.errors.spool import pending_count
 from tests.errors.helpers import assert_envelope, assert_resolves
 
-HOSTILE = '{"\\u0000key": "a\\u0000b", "lone": "\\ud9b3x", "kind": "demo.sleep"}'
+HOSTILE = '{"\\u0000name": "a\\u0000b", "lone": "\\ud9b3x", "kind": "demo.sleep"}'
 
 
 def test_a_request_body_with_nul_and_lone_surrogates_leaves_a_resolvable_record(
@@ -28,7 +28,7 @@ def test_a_request_body_with_nul_and_lone_surrogates_leaves_a_resolvable_record(
     assert_resolves(support_id, support_user, client)
     body = ErrorRecord.objects.get(support_id=support_id).context["request"]["body"]
     assert body == {
-        "\\x00key": "a\\x00b",
+        "\\x00name": "a\\x00b",
         "lone": "\\ud9b3x",
         "kind": "demo.sleep",
     }

@@ -14,6 +14,7 @@ GOOD = {
     "ALLOWED_HOSTS": "ops.example.com",
     "DEBUG": "false",
     "BREAKER_FAIL_OPEN": "false",
+    "METRICS_TOKEN": "scrape-" + "t" * 40,
 }
 
 
@@ -51,6 +52,13 @@ def test_a_correct_production_config_passes() -> None:
             "needs its API key in $OPENAI_KEY_FOR_TEST",
         ),
         ({"DATABASE_URL": ""}, "controlplane.E006", "DATABASE_URL is not set"),
+        ({"METRICS_TOKEN": ""}, "controlplane.E008", "METRICS_TOKEN is not set"),
+        ({"METRICS_ALLOWED_NETWORKS": "10.0.0.0/33"}, "controlplane.E009", "not a network"),
+        (
+            {"PROVIDERS": '{"ocr": {"base_url": "https://o.x", "client_calls": ["parse"]}}'},
+            "controlplane.E010",
+            'is not "METHOD /path"',
+        ),
     ],
 )
 def test_each_misconfiguration_is_refused(env: dict[str, str], check_id: str, words: str) -> None:
@@ -63,6 +71,12 @@ def test_failing_open_is_a_warning_not_an_error() -> None:
     result = check(BREAKER_FAIL_OPEN="true")
     assert result.returncode == 0, result.stderr
     assert "controlplane.W002" in result.stderr + result.stdout
+
+
+def test_metrics_without_a_token_behind_named_proxies_is_an_explicit_choice() -> None:
+    result = check(METRICS_TOKEN="", METRICS_TRUSTED_PROXIES="10.0.0.5/32")
+    assert result.returncode == 0, result.stderr
+    assert "controlplane.E008" not in result.stderr + result.stdout
 
 
 def test_the_same_configuration_is_fine_in_development() -> None:

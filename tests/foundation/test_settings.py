@@ -14,6 +14,7 @@ PRODUCTION = {
     "ENVIRONMENT": "production",
     "SECRET_KEY": "a-real-secret-" + "x" * 50,
     "ALLOWED_HOSTS": "controlplane.example.com",
+    "METRICS_TOKEN": "scrape-" + "t" * 40,
 }
 
 

@@ -6,6 +6,7 @@ Each request below is outside the published schema and used to be accepted
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -33,14 +34,20 @@ def test_breaker_outcomes_take_json_as_typed(
     assert field in fields_of(response)
 
 
+def client_breaker(client_user: Any, api_as: Any) -> str:
+    """A breaker the client created (committed: breakers are written on a side connection,
+    so these tests run transactional)."""
+    name = f"partner-{uuid.uuid4().hex[:8]}"
+    created = api_as(client_user).post(f"/api/v1/breakers/{name}/outcomes/", {"outcome": "success"})
+    assert created.status_code == 200, created.content
+    return name
+
+
 def test_a_reason_that_is_not_a_string_is_refused(
-    client_user: Any, ops_user: Any, api_as: Any
+    transactional_db: Any, client_user: Any, ops_user: Any, api_as: Any
 ) -> None:
-    outcome = {"outcome": "success"}
-    assert (
-        api_as(client_user).post("/api/v1/breakers/partner-x/outcomes/", outcome).status_code == 200
-    )
-    response = api_as(ops_user).post("/api/v1/breakers/partner-x/force-open/", {"reason": 0})
+    name = client_breaker(client_user, api_as)
+    response = api_as(ops_user).post(f"/api/v1/breakers/{name}/force-open/", {"reason": 0})
     assert_envelope(response, 400, "INVALID_REQUEST")
     assert "reason" in fields_of(response)
 
@@ -132,15 +139,12 @@ def test_json_nested_within_the_limit_is_accepted(client_user: Any, api_as: Any)
 
 
 def test_max_length_counts_what_was_sent_not_what_is_left_after_trimming(
-    client_user: Any, ops_user: Any, api_as: Any
+    transactional_db: Any, client_user: Any, ops_user: Any, api_as: Any
 ) -> None:
     # make drills (fuzz, seed 1308133023): a 1,000-character reason padded with spaces and
     # \x1c/\x85 (whitespace to Python) passed after DRF trimmed it; the schema says 1000.
-    outcome = {"outcome": "success"}
-    assert (
-        api_as(client_user).post("/api/v1/breakers/partner-y/outcomes/", outcome).status_code == 200
-    )
+    name = client_breaker(client_user, api_as)
     reason = " \x1c\x85" + "*" * 999
-    response = api_as(ops_user).post("/api/v1/breakers/partner-y/reset/", {"reason": reason})
+    response = api_as(ops_user).post(f"/api/v1/breakers/{name}/reset/", {"reason": reason})
     assert_envelope(response, 400, "INVALID_REQUEST")
     assert "reason" in fields_of(response)

@@ -6,10 +6,16 @@ import re
 import subprocess
 from typing import Any
 
+import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from controlplane.breakers.circuit import breaker
+from controlplane.breakers.models import Breaker
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
+from tests.breakers.conftest import fail
 from tests.conftest import PYTHON, REPO, django_child_env
 
 CHILD = """
@@ -49,10 +55,15 @@ def test_counters_add_up_across_processes(transactional_db: Any) -> None:
     assert after - before == 5  # 2 here + 3 in the other process
 
 
-def test_the_series_are_exposed(transactional_db: Any, client_user: Any, api_as: Any) -> None:
-    from controlplane.breakers.circuit import breaker
-    from tests.breakers.conftest import fail
+@pytest.fixture
+def uncached(settings: Any) -> None:
+    """Database-backed series read afresh at every scrape (they are cached 10 s by default)."""
+    settings.METRICS_CACHE_SECONDS = 0
 
+
+def test_the_series_are_exposed(
+    transactional_db: Any, uncached: None, client_user: Any, api_as: Any
+) -> None:
     fail(breaker("metrics-breaker", failure_threshold=1), 2)
     api_as(client_user).get("/api/v1/no-such-thing/")
     text = Client().get("/metrics").content.decode()
@@ -79,3 +90,49 @@ def test_metrics_are_protected(transactional_db: Any, settings: Any) -> None:
     assert Client().get("/metrics").status_code == 403
     ok = Client().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-me")
     assert ok.status_code == 200
+
+
+def test_behind_a_trusted_proxy_the_forwarded_address_decides(
+    transactional_db: Any, settings: Any
+) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = ["10.1.0.0/16"]
+    settings.METRICS_TRUSTED_PROXIES = ["127.0.0.1/32"]  # the test client's address
+    scraper = Client().get("/metrics", HTTP_X_FORWARDED_FOR="192.0.2.9, 10.1.2.3")
+    assert scraper.status_code == 200
+    outsider = Client().get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3, 192.0.2.9")
+    assert outsider.status_code == 403  # the last hop before the proxy is what counts
+    settings.METRICS_TRUSTED_PROXIES = []
+    assert Client().get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3").status_code == 403
+
+
+def test_a_scrape_within_the_cache_time_runs_no_query(transactional_db: Any, settings: Any) -> None:
+    settings.METRICS_CACHE_SECONDS = 0
+    Client().get("/metrics")  # read now
+    settings.METRICS_CACHE_SECONDS = 60
+    fail(breaker("metrics-cached", failure_threshold=1), 1)
+    with CaptureQueriesContext(connection) as queries:
+        text = Client().get("/metrics").content.decode()
+    assert len(queries) == 0
+    assert 'controlplane_breaker_state{breaker="metrics-cached"}' not in text  # cached state
+
+
+def series(text: str) -> set[str]:
+    return {line.split(" ")[0] for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def test_client_chosen_labels_are_bounded(
+    transactional_db: Any, uncached: None, client_user: Any, api_as: Any
+) -> None:
+    api = api_as(client_user)
+    before = series(Client().get("/metrics").content.decode())
+    for n in range(20):
+        Client().generic(f"BREW{n:02d}", "/api/v1/")
+        api.post("/api/v1/errors/", {"code": f"RANDOM_{n:02d}", "message": "m", "service": "s"})
+        api.post(f"/api/v1/breakers/client-{n:02d}/outcomes/", {"outcome": "failure"})
+    Breaker.objects.filter(name__startswith="client-").update(state="open")
+    added = series(Client().get("/metrics").content.decode()) - before
+    assert not [s for s in added if "BREW" in s or "RANDOM_" in s or "client-" in s], added
+    assert len(added) <= 8, added  # "other" method, "reported" code, client breakers by state
+    text = Client().get("/metrics").content.decode()
+    assert 'method="other"' in text and 'code="reported"' in text
+    assert metric(text, "controlplane_client_breakers", 'state="open"') == 20

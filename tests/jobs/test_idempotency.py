@@ -39,3 +39,17 @@ def test_idempotency_keys_are_per_client(
     theirs = api_as(other).post("/api/v1/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
     assert (mine.status_code, theirs.status_code) == (201, 201)
     assert mine.json()["id"] != theirs.json()["id"]
+
+
+def test_deleting_clients_who_used_the_same_key_releases_it(
+    clean_jobs: None, client_user: Any, api_as: Any, django_user_model: Any
+) -> None:
+    other = django_user_model.objects.create_user("carol-client")
+    other.groups.add(Group.objects.get(name="clients"))
+    body = {"kind": "demo.sleep", "payload": {"seconds": 1}}
+    for user in (client_user, other):
+        created = api_as(user).post("/api/v1/jobs/", body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+        assert created.status_code == 201
+    client_user.delete()
+    other.delete()  # the jobs lose their creator and, with it, their keys: no collision
+    assert list(Job.objects.values_list("created_by", "idempotency_key")) == [(None, None)] * 2

@@ -30,7 +30,14 @@ def test_an_http_request_jobs_support_id_names_the_job_and_the_breaker(
     script = Script([(503, {})])
     try:
         with flaky_server(script) as url:
-            settings.PROVIDERS = {fresh_name: {"base_url": url, "mode": "real", "timeout": 2}}
+            settings.PROVIDERS = {
+                fresh_name: {
+                    "base_url": url,
+                    "mode": "real",
+                    "timeout": 2,
+                    "client_calls": ["GET /v1/parse"],
+                }
+            }
             job = create_job(
                 kind="http.request",
                 payload={"provider": fresh_name, "path": "/v1/parse"},

@@ -66,3 +66,24 @@ def test_an_admin_warm_reaches_the_other_process(
         child.communicate()
     assert f"{stats.process_name()}: 5" in page  # the process that handled the click
     assert f"{process}: 5" in page  # and the other one, through the broadcast
+
+
+def test_a_warm_request_of_many_long_slugs_reaches_the_other_process(
+    lookups: resolver.Lookups, ops_user: Any, api_as: Any, settings: Any
+) -> None:
+    # The slugs would not fit in a NOTIFY payload (8,000 bytes): the other process reads
+    # them from the asking process's report.
+    settings.LOOKUP_WARM_WAIT_SECONDS = 3
+    slugs = [f"s{n:03d}-" + "x" * 90 for n in range(100)]
+    MicroService.objects.bulk_create(MicroService(slug=slug) for slug in slugs[:7])
+    settle(lookups)
+    child = spawn(slugs[0], 5)
+    try:
+        process = json.loads(child.stdout.readline())["process"]
+        response = api_as(ops_user).post("/api/v1/lookups/warm/", {"slugs": slugs}, format="json")
+    finally:
+        child.kill()
+        child.communicate()
+    assert response.status_code == 200, response.content
+    warmed = {r["process"]: r["warmed"] for r in response.json()["reports"]}
+    assert warmed == {stats.process_name(): 7, process: 7}
