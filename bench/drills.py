@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from tests.reliability.drills import DrillResult  # noqa: E402
 from tests.reliability.drills.stack import Stack  # noqa: E402
 
-DRILLS = ("security", "fuzz", "flapping", "load", "worker_crash", "db_outage")
+DRILLS = ("security", "abuse", "fuzz", "flapping", "load", "worker_crash", "db_outage")
 
 
 def run_drill(name: str, fn: Callable[[], DrillResult]) -> DrillResult:

@@ -1,5 +1,6 @@
 """The fast subset of `make drills`, in the normal suite: bounded fuzzing, the security
-probes over HTTP and a short worker-crash drill, against a real stack (gunicorn with
+probes over HTTP, the abuse drill with fewer label and breaker floods, and a short
+worker-crash drill, against a real stack (gunicorn with
 2 workers + runworker) on a database of its own on the test server.
 
 The database-outage, flapping and load drills run in `make drills` only: the outage
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.reliability.drills import DrillResult, fuzz, security, worker_crash
+from tests.reliability.drills import DrillResult, abuse, fuzz, security, worker_crash
 from tests.reliability.drills.stack import Stack, fresh_database
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,12 @@ def test_fuzzing_as_each_demo_role(stack: Stack) -> None:
 
 def test_security_probes_over_http(stack: Stack) -> None:
     assert_passed(security.run(stack))
+
+
+def test_hostile_traffic_is_bounded(stack: Stack) -> None:
+    result = abuse.run(stack, flood_requests=200, label_requests=300, breaker_flood=60)
+    assert_passed(result)
+    assert result.figures["secret_shapes"] >= 19 and result.figures["flood_requests"] == 200
 
 
 def test_a_killed_worker_cluster_loses_no_job(stack: Stack) -> None:

@@ -152,6 +152,7 @@ def provider_settings(upstream: Upstream) -> dict[str, str]:
             "mode": "real",
             "timeout": CLIENT_TIMEOUT,
             "health_path": HEALTH_PATH,
+            "client_calls": [f"GET {JOB_PATH}/*"],  # the drill's http.request jobs
         }
     }
     return {"PROVIDERS": json.dumps(providers), **RETRY}

@@ -40,6 +40,10 @@ DRILL_SETTINGS = {
     "JOB_DRAIN_SECONDS": "5",
     "JOB_RETRY_INITIAL_DELAY": "0.2",
     "JOB_RETRY_MAX_DELAY": "1",
+    # The security drill checks what full records keep (scrubbed secrets, escaped
+    # injections), thousands a minute from the demo client; compact ones keep less. The
+    # anonymous rate keeps its default, which the abuse drill's flood measures.
+    "ERROR_CLIENT_FULL_RECORDS_PER_MINUTE": "100000",
 }
 
 

@@ -19,7 +19,7 @@ from tests.reliability.drills import ENVELOPE_KEYS, DrillResult
 from tests.reliability.drills.stack import Stack
 
 CLIENT, SUPPORT, OPS = "client", "support", "ops"
-ANY_GROUP = frozenset({CLIENT, SUPPORT, OPS})  # InAnyGroup, _AnyGroup, IsClient | IsSupport
+ANY_GROUP = frozenset({CLIENT, SUPPORT, OPS})  # IsAnyGroup, IsClient | IsSupport
 CLIENTS = frozenset({CLIENT, OPS})  # IsClient: groups clients and ops
 SUPPORTS = frozenset({SUPPORT, OPS})  # IsSupport: groups support and ops
 OPS_ONLY = frozenset({OPS})  # IsOps
