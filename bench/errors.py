@@ -7,7 +7,10 @@ set-based INSERT, then measures, server-side through Django's test client:
   (b) a Django-admin-default ModelAdmin (icontains search on message/code/support_id,
       default paginator) on the same table, as the baseline;
   (c) GET /api/v1/errors/{support_id}/;
-  (d) ErrorRecord write latency through the DRF exception handler.
+  (d) ErrorRecord write latency through the DRF exception handler;
+  (e) an anonymous flood (--flood requests, each with 40 headers of 8 KB random text):
+      how much the error tables grow per request, full and compact records, latency;
+  (f) the bytes a spooled compact record takes.
 Prints one JSON object.
 """
 
@@ -56,6 +59,57 @@ def load(rows: int) -> float:
     return time.perf_counter() - started
 
 
+def flood(requests: int) -> dict:
+    """(e): what the bounds of controlplane.errors.bounds cost and save."""
+    import secrets
+
+    from django.db import connection
+    from django.test import Client
+
+    from controlplane.errors.models import ErrorRecord
+
+    def table_bytes() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_total_relation_size('errors_errorrecord')"
+                " + pg_total_relation_size('errors_errorgroup')"
+            )
+            return cursor.fetchone()[0]
+
+    headers = {f"HTTP_X_FLOOD_{n:02d}": secrets.token_urlsafe(6000)[:8000] for n in range(40)}
+    anonymous = Client()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM errors_errorrecord")
+    first = ErrorRecord.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    before = table_bytes()
+    durations = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        assert anonymous.get("/api/v1/jobs/", **headers).status_code == 401
+        durations.append((time.perf_counter() - started) * 1000)
+    grown = table_bytes() - before
+    made = ErrorRecord.objects.filter(id__gt=first)
+    durations.sort()
+    return {
+        "requests": requests,
+        "request_headers_bytes": sum(len(v) for v in headers.values()),
+        "full_records": made.filter(compact=False).count(),
+        "compact_records": made.filter(compact=True).count(),
+        "table_growth_bytes": grown,
+        "bytes_per_request": round(grown / requests),
+        "p50_ms": round(durations[len(durations) // 2], 2),
+    }
+
+
+def spooled_compact_bytes() -> int:
+    """(f): one compact row as the spool stores it."""
+    from controlplane.errors import bounds, spool
+    from controlplane.errors.exceptions import NotFoundError
+    from controlplane.errors.recording import build_row
+
+    return len(spool.line(bounds.compact(build_row(NotFoundError()))))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -66,6 +120,7 @@ def main() -> None:
         default=20,
         help="the baseline scans the table; fewer runs keep the bench short",
     )
+    parser.add_argument("--flood", type=int, default=200, help="anonymous flood requests")
     parser.add_argument("--database", default="controlplane_bench_errors")
     args = parser.parse_args()
 
@@ -153,6 +208,8 @@ def main() -> None:
             "b_baseline_default_admin_search": timed(baseline, args.baseline_runs, warmup=1),
             "c_api_get_by_support_id": timed(api_detail, args.runs),
             "d_record_write_through_handler": timed(write_through_handler, args.runs),
+            "e_anonymous_flood": flood(args.flood),
+            "f_spooled_compact_record_bytes": spooled_compact_bytes(),
         }
     results["a_vs_b_speedup"] = round(
         results["b_baseline_default_admin_search"]["p50_ms"]
@@ -164,6 +221,8 @@ def main() -> None:
         "a_at_least_10x_faster_than_b": results["a_vs_b_speedup"] >= 10,
         "c_p50_ms<=5": results["c_api_get_by_support_id"]["p50_ms"] <= 5,
         "d_p50_ms<=3": results["d_record_write_through_handler"]["p50_ms"] <= 3,
+        "e_flood_under_2MB_per_200_requests": results["e_anonymous_flood"]["table_growth_bytes"]
+        <= 2 * 1024 * 1024 * max(1, args.flood / 200),
     }
     print(json.dumps(results, indent=2))
 
