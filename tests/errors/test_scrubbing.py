@@ -7,6 +7,7 @@ import pytest
 
 from controlplane.errors.models import ErrorRecord
 from controlplane.errors.scrubbing import FILTERED, Scrubber
+from tests.reliability.drills import REVIEWED_SECRET_KEYS
 
 
 def test_it_filters_sensitive_keys_at_any_depth() -> None:
@@ -164,19 +165,7 @@ SHAPES = [
     ("a card number", "card 4111 1111 1111 1111 ok", f"card {FILTERED} ok"),
     *[
         (f"the key {key}", f"?{key}=S3CR3T&x=1", f"?{key}={FILTERED}&x=1")
-        for key in (
-            "key",
-            "sig",
-            "signature",
-            "X-Amz-Signature",
-            "pwd",
-            "pass",
-            "auth",
-            "jwt",
-            "access_token",
-            "refresh_token",
-            "client_secret",
-        )
+        for key in REVIEWED_SECRET_KEYS
     ],
 ]
 # ...and what is not a secret, kept as it is.

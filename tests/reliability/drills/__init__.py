@@ -13,6 +13,21 @@ from typing import Any
 
 ENVELOPE_KEYS = {"code", "type", "message", "metadata", "support_id"}
 
+# Keys a review found stored in clear; the scrubbing test and the abuse drill send each.
+REVIEWED_SECRET_KEYS = (
+    "key",
+    "sig",
+    "signature",
+    "X-Amz-Signature",
+    "pwd",
+    "pass",
+    "auth",
+    "jwt",
+    "access_token",
+    "refresh_token",
+    "client_secret",
+)
+
 
 def envelope_of(body: Any) -> dict[str, Any] | None:
     """The error envelope in a parsed JSON ``body``, or None: exactly its keys, a UUID

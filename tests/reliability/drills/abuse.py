@@ -32,8 +32,10 @@ from typing import Any
 
 import httpx
 
+from controlplane.breakers import sql
 from tests.reliability.drills import DrillResult, envelope_of
 from tests.reliability.drills.abuse_secrets import SecretsProbe
+from tests.reliability.drills.flapping import BREAKER as POLICY
 from tests.reliability.drills.security.common import CLIENT, SUPPORT
 from tests.reliability.drills.stack import Stack
 
@@ -149,7 +151,7 @@ class AbuseProbe(SecretsProbe):
         for api, label in ((theirs, "another client's"), (mine, "this service's")):
             target = name if api is theirs else SERVICE_BREAKER
             if target == SERVICE_BREAKER:
-                self.service_breaker(open_it=False)
+                self.make_breakers([SERVICE_BREAKER], owner=None, open_=False)
             self.expect_envelope(
                 self.outcome(api, target, "failure"), 403, (), f"an outcome on {label} breaker"
             )
@@ -187,59 +189,29 @@ class AbuseProbe(SecretsProbe):
             f"the probe's success did not close it: {probe.status_code} {probe.text[:200]}",
         )
 
-    def service_breaker(self, *, open_it: bool) -> None:
-        """The breaker this service's code keeps for an upstream (created as the code would:
-        no owner), open for an hour when ``open_it``."""
-        self.db.execute(
-            "INSERT INTO breakers_breaker (name, state, generation, policy, failure_threshold,"
-            " window_seconds, minimum_calls, cooldown_seconds, cooldown_growth,"
-            " max_cooldown_seconds, half_open_max_probes, half_open_successes,"
-            " probe_lease_seconds, fail_open, consecutive_failures, failure_times, rate_calls,"
-            " rate_failures, total_failures, reopen_count, probe_leases, probe_successes,"
-            " override, override_by, override_reason, created_at, updated_at)"
-            " VALUES (%s, 'closed', 0, 'consecutive', 5, 300, 20, 60, 1, 600, 1, 1, 30, true,"
-            " 0, '{}', 0, 0, 0, 0, '{}', 0, '', '', '', now(), now())"
-            " ON CONFLICT (name) DO NOTHING",
-            [SERVICE_BREAKER],
-        )
-        if open_it:
+    def make_breakers(self, names: list[str], *, owner: str | None, open_: bool) -> None:
+        """Breakers as the service creates them (``sql.ENSURE``): this service's own
+        (``owner`` None) or a client's; open for an hour when ``open_``."""
+        owner_id = None
+        if owner is not None:
+            owner_id = self.one("SELECT id FROM auth_user WHERE username = %s", [owner])[0]
+        rows = [{**POLICY, "name": name, "owner_id": owner_id} for name in names]
+        with self.db.cursor() as cursor:
+            cursor.executemany(sql.ENSURE, rows)
+        if open_:
             self.db.execute(
                 "UPDATE breakers_breaker SET state = 'open', generation = generation + 1,"
-                " opened_at = now(), open_until = now() + interval '1 hour' WHERE name = %s",
-                [SERVICE_BREAKER],
+                " opened_at = now(), open_until = now() + interval '1 hour'"
+                " WHERE name = ANY(%s)",
+                [names],
             )
 
     def crowded_dashboard(self, others: int) -> None:
         """Many clients' breakers, half of them open, named to sort before the real one."""
-        self.service_breaker(open_it=True)
-        owned = self.one(
-            "SELECT count(*) FROM information_schema.columns"
-            " WHERE table_name = 'breakers_breaker' AND column_name = 'owner_id'"
-        )[0]
-        self.db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS crowd_owner AS SELECT id FROM auth_user"
-            " WHERE username = 'demo-client'"
-        )
-        self.db.execute(
-            "INSERT INTO breakers_breaker (name, state, generation, policy, failure_threshold,"
-            " window_seconds, minimum_calls, cooldown_seconds, cooldown_growth,"
-            " max_cooldown_seconds, half_open_max_probes, half_open_successes,"
-            " probe_lease_seconds, fail_open, consecutive_failures, failure_times, rate_calls,"
-            " rate_failures, total_failures, reopen_count, probe_leases, probe_successes,"
-            " override, override_by, override_reason, open_until, created_at, updated_at)"
-            " SELECT '0-crowd-' || lpad(n::text, 5, '0'),"
-            " CASE WHEN n %% 2 = 0 THEN 'open' ELSE 'closed' END, 1, 'consecutive', 5, 300, 20,"
-            " 60, 1, 600, 1, 1, 30, true, 0, '{}', 0, 0, 0, 0, '{}', 0, '', '', '',"
-            " CASE WHEN n %% 2 = 0 THEN now() + interval '1 hour' END, now(), now()"
-            " FROM generate_series(1, %s) n ON CONFLICT (name) DO NOTHING",
-            [others],
-        )
-        if owned:  # the crowd belongs to a client, as breakers created through the API do
-            self.db.execute(
-                "UPDATE breakers_breaker SET owner_id = (SELECT id FROM crowd_owner)"
-                " WHERE name LIKE %s",
-                ["0-crowd-%"],
-            )
+        self.make_breakers([SERVICE_BREAKER], owner=None, open_=True)
+        crowd = [f"0-crowd-{n:05d}" for n in range(others)]
+        self.make_breakers(crowd[0::2], owner="demo-client", open_=True)
+        self.make_breakers(crowd[1::2], owner="demo-client", open_=False)
         (total,) = self.one("SELECT count(*) FROM breakers_breaker")
         ops = self.admin("demo-ops")
         page = ops.get("/admin/dashboard/").text
@@ -258,8 +230,8 @@ class AbuseProbe(SecretsProbe):
             f"{SERVICE_BREAKER} is not listed before the clients' breakers in Open breakers",
         )
         self.db.execute(
-            "DELETE FROM breakers_breaker WHERE name LIKE '0-crowd-%%' OR name = %s",
-            [SERVICE_BREAKER],
+            "DELETE FROM breakers_breaker WHERE name LIKE %s OR name = %s",
+            ["0-crowd-%", SERVICE_BREAKER],
         )
 
 
