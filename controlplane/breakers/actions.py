@@ -73,6 +73,16 @@ def override_breaker(
     return breaker
 
 
+def check_name(name: str) -> str:
+    """``name`` as a breaker name, whole (a trailing newline does not pass), or 400."""
+    if not NAME.fullmatch(name):
+        raise InvalidRequestError(
+            "Breaker names are 1-100 lowercase letters, digits, '.', '_' or '-'.",
+            code="INVALID_BREAKER_NAME",
+        )
+    return name
+
+
 def claim_for_client(*, name: str, client: Any) -> None:
     """Let ``client`` report on or probe breaker ``name``, or refuse (an envelope).
 
@@ -80,11 +90,7 @@ def claim_for_client(*, name: str, client: Any) -> None:
     them); a client's breaker is its own; this service's breakers (no owner, or reserved
     by code or configuration) are nobody's.
     """
-    if not NAME.fullmatch(name):
-        raise InvalidRequestError(
-            "Breaker names are 1-100 lowercase letters, digits, '.', '_' or '-'.",
-            code="INVALID_BREAKER_NAME",
-        )
+    check_name(name)
     if is_reserved(name):
         raise _reserved(name)
     row = Breaker.objects.filter(name=name).values("owner_id").first()

@@ -13,11 +13,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.breakers import actions
-from controlplane.breakers.circuit import NAME
 from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.breakers.models import Breaker
 from controlplane.breakers.registry import registry
-from controlplane.errors.exceptions import InvalidRequestError, NotFoundError
+from controlplane.errors.exceptions import NotFoundError
 from controlplane.lib.permissions import IsAnyGroup, IsClient, IsOps
 from controlplane.lib.strict import StrictInput
 
@@ -86,17 +85,8 @@ PermitOutput = inline_serializer(
 )
 
 
-def _valid_name(name: str) -> str:
-    if not NAME.fullmatch(name):
-        raise InvalidRequestError(
-            "Breaker names are 1-100 lowercase letters, digits, '.', '_' or '-'.",
-            code="INVALID_BREAKER_NAME",
-        )
-    return name
-
-
 def _get(name: str) -> Breaker:
-    breaker = Breaker.objects.filter(name=_valid_name(name)).first()
+    breaker = Breaker.objects.filter(name=actions.check_name(name)).first()
     if breaker is None:
         raise NotFoundError(f"No breaker named {name!r}.", code="BREAKER_NOT_FOUND")
     return breaker

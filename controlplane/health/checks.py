@@ -74,13 +74,18 @@ def workers() -> dict[str, Any]:
 
 
 def breakers() -> dict[str, Any]:
-    not_closed = list(Breaker.objects.not_closed().only("name", "state", "override"))
+    """This service's breakers: a client's open breaker is the client's upstream, not ours
+    (clients' ones are only counted)."""
+    not_closed = list(
+        Breaker.objects.not_closed().filter(owner=None).only("name", "state", "override")
+    )
     opened = [b.name for b in not_closed if b.effective_state != CLOSED]
     return {
         "status": DEGRADED if opened or registry.degraded else HEALTHY,
         "open": len(opened),
         "open_names": opened[:20],
         "overridden": [b.name for b in not_closed if b.override],
+        "clients_not_closed": Breaker.objects.not_closed().exclude(owner=None).count(),
         "runtime_degraded": registry.degraded,
     }
 

@@ -10,7 +10,7 @@ from controlplane.breakers.circuit import breaker
 from controlplane.health.models import ProviderCheck
 from controlplane.health.probes import probe_all
 from tests.breakers.conftest import fail
-from tests.conftest import run_with_dead_database
+from tests.conftest import run_with_dead_database, token_client
 from tests.resilience.flaky_server import Script, flaky_server
 
 
@@ -63,6 +63,7 @@ def test_an_open_breaker_makes_it_degraded(fresh: Any) -> None:
         "open": 1,
         "open_names": ["health-test"],
         "overridden": [],
+        "clients_not_closed": 0,
         "runtime_degraded": False,
     }
 
@@ -115,3 +116,17 @@ def test_unreachable_database_is_unhealthy_503() -> None:
     assert answer["body"]["status"] == "unhealthy"
     assert answer["body"]["checks"]["database"]["status"] == "unhealthy"
     assert answer["live"] == [200, "ok"]  # liveness does not depend on the database
+
+
+def test_a_clients_open_breaker_does_not_degrade_this_service(fresh: Any, client_user: Any) -> None:
+    fresh.BREAKER_DEFAULTS = {**fresh.BREAKER_DEFAULTS, "failure_threshold": 1}
+    api = token_client(client_user)
+    api.post("/api/v1/breakers/client-upstream/outcomes/", {"outcome": "failure"}, format="json")
+    status, body = health()
+    check = body["checks"]["breakers"]
+    assert (status, check["status"], check["open"], check["clients_not_closed"]) == (
+        200,
+        "healthy",
+        0,
+        1,
+    )
