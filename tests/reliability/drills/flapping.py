@@ -105,7 +105,7 @@ def _configure_breaker(stack: Stack) -> dict[str, Any]:
     from controlplane.breakers import sql
 
     with stack.connect() as conn:
-        conn.execute(sql.ENSURE, {**BREAKER, "name": PROVIDER})
+        conn.execute(sql.ENSURE, {**BREAKER, "name": PROVIDER, "owner_id": None})
         assignments = ", ".join(f"{column} = %({column})s" for column in BREAKER)
         conn.execute(
             f"UPDATE breakers_breaker SET {assignments} WHERE name = %(name)s",  # noqa: S608
