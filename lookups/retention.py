@@ -7,27 +7,12 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from controlplane.lib.retention import delete_in_batches
-
-_DELETE_REPORTS = """
-DELETE FROM lookups_warmreport WHERE id = ANY(ARRAY(
-    SELECT id FROM lookups_warmreport
-    WHERE created_at < now() - make_interval(days => %(days)s)
-    LIMIT %(batch)s FOR UPDATE SKIP LOCKED
-))
-"""
-_DELETE_STATS = """
-DELETE FROM lookups_processstats WHERE id = ANY(ARRAY(
-    SELECT id FROM lookups_processstats
-    WHERE updated_at < now() - make_interval(days => %(days)s)
-    LIMIT %(batch)s FOR UPDATE SKIP LOCKED
-))
-"""
+from controlplane.lib.retention import purge_older_than
 
 
 def purge_lookup_reports(
     *, days: int | None = None, progress: Callable[[int], None] | None = None
 ) -> int:
     days = settings.LOOKUP_REPORT_RETENTION_DAYS if days is None else days
-    deleted = delete_in_batches(_DELETE_REPORTS, {"days": days}, progress=progress)
-    return deleted + delete_in_batches(_DELETE_STATS, {"days": days}, progress=progress)
+    deleted = purge_older_than("lookups_warmreport", "created_at", days, progress=progress)
+    return deleted + purge_older_than("lookups_processstats", "updated_at", days, progress=progress)

@@ -7,21 +7,11 @@ from collections.abc import Callable
 
 from django.conf import settings
 
-from controlplane.lib.retention import delete_in_batches
-
-_DELETE_BATCH = """
-DELETE FROM breakers_breakerevent WHERE id = ANY(ARRAY(
-    SELECT id FROM breakers_breakerevent
-    WHERE created_at < now() - make_interval(days => %(days)s)
-    ORDER BY created_at
-    LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
-))
-"""
+from controlplane.lib.retention import purge_older_than
 
 
 def purge_breaker_events(
     *, days: int | None = None, progress: Callable[[int], None] | None = None
 ) -> int:
     days = settings.BREAKER_EVENT_RETENTION_DAYS if days is None else days
-    return delete_in_batches(_DELETE_BATCH, {"days": days}, progress=progress)
+    return purge_older_than("breakers_breakerevent", "created_at", days, progress=progress)

@@ -8,17 +8,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connection, transaction
 
-from controlplane.lib.retention import BATCH_SIZE, delete_in_batches
+from controlplane.lib.retention import BATCH_SIZE, purge_older_than
 
-_DELETE_BATCH = """
-DELETE FROM errors_errorrecord WHERE id = ANY(ARRAY(
-    SELECT id FROM errors_errorrecord
-    WHERE created_at < now() - make_interval(days => %(days)s) {anonymous}
-    ORDER BY created_at
-    LIMIT %(batch)s
-    FOR UPDATE SKIP LOCKED
-))
-"""
 _DELETE_GROUPS = (
     "DELETE FROM errors_errorgroup WHERE last_seen < now() - make_interval(days => %(days)s)"
 )
@@ -37,10 +28,11 @@ def purge_old_errors(
         anonymous_days = settings.ERROR_ANONYMOUS_RETENTION_DAYS
     total = 0
     for age, only_anonymous in ((min(days, anonymous_days), True), (days, False)):
-        statement = _DELETE_BATCH.format(anonymous="AND anonymous" if only_anonymous else "")
-        total += delete_in_batches(
-            statement,
-            {"days": age},
+        total += purge_older_than(
+            "errors_errorrecord",
+            "created_at",
+            age,
+            only_if="anonymous" if only_anonymous else "",
             batch_size=batch_size,
             progress=(lambda n, done=total: progress(done + n)) if progress else None,
         )

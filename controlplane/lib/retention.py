@@ -34,3 +34,29 @@ def delete_in_batches(
             progress(total)
         if deleted < batch_size:
             return total
+
+
+def purge_older_than(
+    table: str,
+    column: str,
+    days: int,
+    *,
+    only_if: str = "",
+    batch_size: int = BATCH_SIZE,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete the rows of ``table`` whose timestamp ``column`` is more than ``days`` old by the
+    database clock, oldest first, in batches; ``only_if``: a boolean column the rows must have
+    true as well. The rows deleted in all."""
+    table, column = connection.ops.quote_name(table), connection.ops.quote_name(column)
+    also = f"AND {connection.ops.quote_name(only_if)}" if only_if else ""
+    statement = f"""
+DELETE FROM {table} WHERE id = ANY(ARRAY(
+    SELECT id FROM {table}
+    WHERE {column} < now() - make_interval(days => %(days)s) {also}
+    ORDER BY {column}
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+))
+"""  # noqa: S608 -- identifiers quoted, values are parameters
+    return delete_in_batches(statement, {"days": days}, batch_size=batch_size, progress=progress)
