@@ -12,8 +12,6 @@ from django.conf import settings
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 FORCED_OPEN, DISABLED = "forced_open", "disabled"
 
-monotonic = time.monotonic
-
 
 def effective_state(state: str, override: str) -> str:
     """The state a caller meets: a forced-open override wins over the row's state (which
@@ -54,7 +52,7 @@ class Snapshot:
 
 
 def snapshot_from_row(row: dict[str, Any]) -> Snapshot:
-    now = monotonic()
+    now = time.monotonic()
     return Snapshot(
         state=row["state"],
         generation=row["generation"],

@@ -24,6 +24,8 @@ from typing import Any
 
 from django.conf import settings
 
+from controlplane.lib.uuids import UUID_PATTERN
+
 FILTERED = "[Filtered]"
 DEFAULT_DENYLIST = (
     "password",
@@ -50,9 +52,7 @@ _MAX_DEPTH = 20
 
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{6,}")
 _CARD = re.compile(r"(?<!\d)[1-9](?:[ -]?\d){12,18}(?!\d)")
-_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-)
+_UUID = re.compile(UUID_PATTERN)
 # The password in a URL's user info: postgresql://app:<password>@db:5432/app
 # (Bounded repeats: unbounded, a long "a-a-a-..." word makes this quadratic.)
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,31}://[^\s/?#@:]{0,256}:)([^\s/?#@]{1,1024})@")
