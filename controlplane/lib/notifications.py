@@ -45,6 +45,13 @@ class Listener:
     lock: threading.Lock = field(default_factory=threading.Lock)
     listening: set[str] = field(default_factory=set)
     atexit_registered: bool = False
+    connect_callbacks: list[Callable[[], None]] = field(default_factory=list)
+
+    def on_connected(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in the listener thread after every (re)connection: the
+        database is reachable again. It must return quickly (start a thread for real work)."""
+        if callback not in self.connect_callbacks:
+            self.connect_callbacks.append(callback)
 
     def subscribe(
         self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
@@ -108,6 +115,7 @@ class Listener:
                     # Anything changed before LISTEN took effect is unknown: start fresh.
                     self._reset_all()
                     self.connected.set()
+                    self._announce_connected()
                     last_ping = time.monotonic()
                     while self.pid == my_pid:
                         self._listen_new(conn)
@@ -130,6 +138,13 @@ class Listener:
                 self.connected.clear()
                 self._reset_all()
                 time.sleep(0.2)
+
+    def _announce_connected(self) -> None:
+        for callback in list(self.connect_callbacks):
+            try:
+                callback()
+            except Exception:
+                logger.exception("a listener on_connected callback failed")
 
     def _listen_new(self, conn: psycopg.Connection) -> None:
         for channel in list(self.subscriptions):
