@@ -105,6 +105,8 @@ elif EMBEDDED_DATABASE:
     DATABASE_URL = embedded_db.ensure_running(EMBEDDED_PG_DIR)
 
 _database = parse_database_url(DATABASE_URL)
+# Django's backend plus the fail-fast gate (controlplane.lib.dbgate): README "Database outages".
+_database["ENGINE"] = "controlplane.lib.postgres"
 _database["OPTIONS"].setdefault("application_name", "controlplane")
 if env_bool("DB_POOL", False):
     # psycopg 3's pool inside each process; Django requires CONN_MAX_AGE=0 with it.
@@ -118,6 +120,10 @@ else:
     _database["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 60, minimum=0)
     _database["CONN_HEALTH_CHECKS"] = True
 _database["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 5, minimum=1))
+# Each process's listener pings PostgreSQL this often; an answer slower than the timeout
+# marks the database unreachable (requests fail fast, stuck queries are cut loose).
+DB_PING_SECONDS = env_float("DB_PING_SECONDS", 1.0, minimum=0.1)
+DB_PING_TIMEOUT = env_float("DB_PING_TIMEOUT", 3.0, minimum=0.5)
 DATABASES = {"default": _database}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -1,10 +1,13 @@
 """Cross-process invalidation over PostgreSQL LISTEN/NOTIFY.
 
 One daemon thread per process holds a dedicated connection listening on the
-channels that callbacks subscribed to. When the connection is lost, every
-subscriber's ``on_reset`` runs (so caches fall back to their TTL safety net)
-and the thread reconnects every second. Started lazily, and again in a forked
-child (the parent's thread does not survive fork).
+channels that callbacks subscribed to, and pings it every DB_PING_SECONDS; a
+watchdog cuts the connection when a statement on it gets no answer within
+DB_PING_TIMEOUT (a network that drops packets). When the connection is lost,
+every subscriber's ``on_reset`` runs (caches stop being trusted), the process's
+database gate fails fast (``controlplane.lib.dbgate``) and the thread reconnects
+every half second. Started lazily, and again in a forked child (the parent's
+thread does not survive fork).
 
 :class:`CacheGuard` is how a per-process cache uses it (API tokens, lookups,
 breaker snapshots): subscribe once, trust the cache only while listening, and
@@ -22,12 +25,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from django.conf import settings
 from psycopg import sql
 
-from controlplane.lib import sidedb
+from controlplane.lib import dbgate, sidedb
 
 logger = logging.getLogger(__name__)
-PING_SECONDS = 5.0
+RECONNECT_SECONDS = 0.5
 
 
 @dataclass
@@ -46,6 +50,8 @@ class Listener:
     listening: set[str] = field(default_factory=set)
     atexit_registered: bool = False
     connect_callbacks: list[Callable[[], None]] = field(default_factory=list)
+    conn: psycopg.Connection | None = None
+    busy_since: float | None = None
 
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in the listener thread after every (re)connection: the
@@ -90,6 +96,7 @@ class Listener:
         if thread is not None and thread.is_alive():
             thread.join(timeout)
         self.thread = None
+        dbgate.forget()  # nobody watches the database any more: connect as usual
 
     def _reset_all(self) -> None:
         for subs in list(self.subscriptions.values()):
@@ -98,6 +105,13 @@ class Listener:
 
     def _run(self) -> None:
         my_pid = os.getpid()
+        watchdog = threading.Thread(
+            target=self._watch,
+            args=(threading.current_thread(),),
+            name="listener-watchdog",
+            daemon=True,
+        )
+        watchdog.start()
         while self.pid == my_pid:
             try:
                 info = sidedb.default_conninfo(
@@ -105,39 +119,73 @@ class Listener:
                     connect_timeout=2,
                     statement_timeout_ms=5000,
                 )
-                if not str(info.get("host", "")).startswith("/"):  # TCP: detect dead peers
+                if not str(info.get("host", "")).startswith("/"):  # TCP: let the kernel help
                     info.update(
-                        keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3
+                        keepalives=1,
+                        keepalives_idle=5,
+                        keepalives_interval=2,
+                        keepalives_count=3,
+                        tcp_user_timeout=10_000,
                     )
                 with psycopg.connect(**info, autocommit=True) as conn:
+                    self.conn = conn
                     self.listening = set()
-                    self._listen_new(conn)
+                    self._guarded(lambda: self._listen_new(conn))
                     # Anything changed before LISTEN took effect is unknown: start fresh.
                     self._reset_all()
                     self.connected.set()
+                    dbgate.mark_reachable()
                     self._announce_connected()
                     last_ping = time.monotonic()
                     while self.pid == my_pid:
-                        self._listen_new(conn)
-                        if time.monotonic() - last_ping > PING_SECONDS:
-                            # A connection can die without a word (a NAT, a failover); a
-                            # round trip finds out, and the except below resets every cache.
-                            conn.execute("SELECT 1")
+                        self._guarded(lambda: self._listen_new(conn))
+                        if time.monotonic() - last_ping >= settings.DB_PING_SECONDS:
+                            # A connection can die without a word (a NAT, a failover, a
+                            # network that drops packets): a round trip with a deadline
+                            # (the watchdog's) finds out.
+                            self._guarded(lambda: conn.execute("SELECT 1"))
                             last_ping = time.monotonic()
-                        for note in conn.notifies(timeout=0.5, stop_after=100):
+                        for note in conn.notifies(timeout=0.25, stop_after=100):
                             for sub in list(self.subscriptions.get(note.channel, ())):
                                 sub.on_message(note.payload)
             except psycopg.Error as exc:
-                if self.connected.is_set():
-                    logger.warning("notification listener lost its connection: %s", exc)
+                if self.pid == my_pid:
+                    if self.connected.is_set():
+                        logger.warning("notification listener lost its connection: %s", exc)
+                    dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
                 self.connected.clear()
                 self._reset_all()
-                time.sleep(1.0)
+                time.sleep(RECONNECT_SECONDS)
             except Exception:  # a buggy callback must not kill invalidation
                 logger.exception("notification listener callback failed")
                 self.connected.clear()
                 self._reset_all()
                 time.sleep(0.2)
+            finally:
+                self.conn = None
+
+    def _guarded(self, work: Callable[[], object]) -> None:
+        """Run a statement on the listener's connection under the watchdog's deadline."""
+        self.busy_since = time.monotonic()
+        try:
+            work()
+        finally:
+            self.busy_since = None
+
+    def _watch(self, listener_thread: threading.Thread) -> None:
+        """Cut the listener's connection when a statement on it outlives DB_PING_TIMEOUT:
+        the network under it is gone, whatever TCP still believes."""
+        while listener_thread.is_alive():
+            time.sleep(0.1)
+            since = self.busy_since
+            if since is not None and time.monotonic() - since > settings.DB_PING_TIMEOUT:
+                self.busy_since = None
+                dbgate.mark_unreachable(
+                    f"no answer from the database within {settings.DB_PING_TIMEOUT} s"
+                )
+                conn = self.conn
+                if conn is not None:
+                    dbgate.shutdown(conn)
 
     def _announce_connected(self) -> None:
         for callback in list(self.connect_callbacks):
@@ -164,6 +212,8 @@ class Listener:
         return channel in self.listening and self.connected.is_set()
 
     def _after_fork(self) -> None:
+        self.conn = None
+        self.busy_since = None
         self.connected = threading.Event()
         self.listening = set()
         self.thread = None

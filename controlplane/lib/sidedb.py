@@ -18,6 +18,8 @@ from typing import Any, TypeVar
 import psycopg
 from django.db import connections
 
+from controlplane.lib import dbgate
+
 T = TypeVar("T")
 
 # Django-only keys in DATABASES[...]["OPTIONS"] that libpq does not understand.
@@ -61,7 +63,9 @@ class SideConnection:
                 conn.close()
                 conn = None
         if conn is None:
+            dbgate.check()  # fail fast while the listener knows the database is away
             conn = psycopg.connect(**info, autocommit=True)
+            dbgate.track(conn)
             local.conn, local.pid, local.info = conn, os.getpid(), info
         return conn
 
