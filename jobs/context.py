@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,16 @@ class JobLost(JobInterrupted):
     """This worker no longer holds the job (reaped, timed out by a reader, re-claimed)."""
 
 
+class DatabaseAway(JobInterrupted):
+    """The database has been unreachable for so long that the lease is about to lapse:
+    stop before another worker may claim the job, so it never runs twice at once."""
+
+
+def lease_margin() -> float:
+    """How long before its lease lapses a worker that cannot renew it stops the handler."""
+    return min(5.0, settings.JOB_LEASE_SECONDS / 4)
+
+
 @dataclass
 class JobContext:
     job_id: str
@@ -47,25 +58,48 @@ class JobContext:
     micro_id: str = ""
     micro_uuid: Any = None
     last_poll: float = 0.0
+    # When the lease this worker last renewed runs out, by this process's monotonic clock:
+    # the database set it to (its now() + lease) after the renewal was sent.
+    lease_deadline: float = field(
+        default_factory=lambda: time.monotonic() + settings.JOB_LEASE_SECONDS
+    )
+    database_away: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     _flags: dict[str, bool] = field(default_factory=dict)
     _progress: tuple[int | None, str | None] = (None, None)
 
     def _beat(self) -> None:
+        """Renew the lease and read the flags. While the database is away the handler goes
+        on with the flags it last read, until its lease is about to lapse."""
         with self.lock:
             progress, message = self._progress
-            row = lifecycle.execute_one(
-                lifecycle.HEARTBEAT,
-                {
-                    "id": self.job_id,
-                    "claim": self.claim_id,
-                    "lease": settings.JOB_LEASE_SECONDS,
-                    "progress": progress,
-                    "progress_message": message,
-                },
-            )
+            sent = time.monotonic()
+            try:
+                row = lifecycle.execute_one(
+                    lifecycle.HEARTBEAT,
+                    {
+                        "id": self.job_id,
+                        "claim": self.claim_id,
+                        "lease": settings.JOB_LEASE_SECONDS,
+                        "progress": progress,
+                        "progress_message": message,
+                    },
+                )
+            except lifecycle.DATABASE_AWAY as exc:
+                self.last_poll = time.monotonic()
+                if not self.database_away:
+                    logger.warning("job %s: cannot renew its lease: %s", self.job_id, exc)
+                self.database_away = True
+                return
             self.last_poll = time.monotonic()
+            self.database_away = False
+            if row:
+                self.lease_deadline = sent + settings.JOB_LEASE_SECONDS
         self._flags = row or {"lost": True}
+
+    def lease_lapsing(self, margin: float) -> bool:
+        """True when the database has been away so long that the lease ends within ``margin``."""
+        return self.database_away and time.monotonic() > self.lease_deadline - margin
 
     def heartbeat(self) -> None:
         """Renew the lease now (the worker also does it every JOB_HEARTBEAT_SECONDS)."""
@@ -79,6 +113,8 @@ class JobContext:
         """Stop here if the job was cancelled, ran past its timeout, or the worker is stopping."""
         if time.monotonic() - self.last_poll >= settings.JOB_CHECKPOINT_POLL_SECONDS:
             self._beat()
+        if self.lease_lapsing(lease_margin()):
+            raise DatabaseAway("the database was unreachable until the lease nearly lapsed")
         flags = self._flags
         if flags.get("lost"):
             raise JobLost("this worker no longer holds the job")
@@ -91,22 +127,40 @@ class JobContext:
 
 
 class Heartbeat:
-    """Renews the lease in the background while the handler runs (even if it never checkpoints)."""
+    """Renews the lease in the background while the handler runs (even if it never
+    checkpoints). If the database stays away until the lease is about to lapse and the
+    handler has not stopped at a checkpoint, ``on_lapse()`` runs (the worker process ends
+    itself): another worker may claim the job once the lease lapses, and a job must never
+    run twice at the same time."""
 
-    def __init__(self, ctx: JobContext) -> None:
+    def __init__(self, ctx: JobContext, on_lapse: Callable[[], None] | None = None) -> None:
         self.ctx = ctx
+        self.on_lapse = on_lapse
         self.stop = threading.Event()
         self.thread = threading.Thread(
             target=self._run, name=f"heartbeat-{ctx.job_id}", daemon=True
         )
 
     def _run(self) -> None:
+        tick = min(settings.JOB_HEARTBEAT_SECONDS, 0.5)
+        last_beat = time.monotonic()
         try:
-            while not self.stop.wait(settings.JOB_HEARTBEAT_SECONDS):
-                try:
-                    self.ctx._beat()
-                except Exception:
-                    logger.exception("heartbeat for job %s failed", self.ctx.job_id)
+            while not self.stop.wait(tick):
+                due = settings.JOB_HEARTBEAT_SECONDS if not self.ctx.database_away else 1.0
+                if time.monotonic() - last_beat >= due:
+                    last_beat = time.monotonic()
+                    try:
+                        self.ctx._beat()
+                    except Exception:
+                        logger.exception("heartbeat for job %s failed", self.ctx.job_id)
+                # Half the checkpoint's margin: a handler that checkpoints stops first.
+                if self.on_lapse is not None and self.ctx.lease_lapsing(lease_margin() / 2):
+                    logger.critical(
+                        "job %s: lease about to lapse with the database away; stopping",
+                        self.ctx.job_id,
+                    )
+                    self.on_lapse()
+                    return
         finally:
             connection.close()
 

@@ -9,10 +9,16 @@ never both win, and only the winner's event exists.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from psycopg.types.json import Jsonb
+
+from controlplane.lib import dbgate
+
+# What a restart, a failover or a dead network raises (a bad statement raises other errors).
+DATABASE_AWAY = (OperationalError, InterfaceError)
 
 _EVENT = """
 , ev AS (
@@ -188,6 +194,20 @@ MINE_STILL_RUNNING = (
     "SELECT id, claim_id, kind FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
 )
 
+# The handler stopped because the database was away for most of its lease: back to the
+# queue with the attempt not counted (the job did nothing wrong).
+REQUEUE_DATABASE_AWAY = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = CASE WHEN {_CANCEL_REQUESTED} THEN 'cancelled' ELSE 'queued' END,
+        attempts = CASE WHEN {_CANCEL_REQUESTED} THEN j.attempts ELSE j.attempts - 1 END,
+        finished_at = CASE WHEN {_CANCEL_REQUESTED} THEN now() ELSE NULL END,
+        run_after = now(), dispatched_at = NULL, worker = '', result = NULL,
+        error_code = '', error_message = '', error_support_id = NULL, {_RELEASE}
+    WHERE {_MINE}
+    RETURNING {_COLUMNS}
+){_event("'running'", "'stopped while the database was unreachable; attempt not counted'")}"""
+
 RETRY_NOW = f"""
 WITH t AS (
     UPDATE jobs_job j SET
@@ -207,6 +227,46 @@ def execute(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Run one of the statements above on Django's connection (the caller's transaction,
     if any); the rows it returned, as dicts. No row: the job was not in the expected state
     (another worker, a cancel or the reaper got there first)."""
+    try:
+        return _execute(statement, params)
+    except DATABASE_AWAY:
+        # Outside a request nothing re-checks Django's connection after an error, so a
+        # worker thread would keep its broken one forever: drop it, the next call reconnects.
+        if not connection.in_atomic_block:
+            connection.close()
+        raise
+
+
+def execute_durably(
+    statement: str, params: dict[str, Any], *, wait_seconds: float
+) -> list[dict[str, Any]]:
+    """:func:`execute`, waiting out a database restart or failover for up to
+    ``wait_seconds``: a worker's outcome must not be lost to a second of downtime. Repeating
+    a statement is safe: each names the claim it expects, so a second run changes nothing."""
+    give_up = time.monotonic() + wait_seconds
+    pause = 0.05
+    while True:
+        try:
+            return execute(statement, params)
+        except DATABASE_AWAY:
+            left = give_up - time.monotonic()
+            if left <= 0:
+                raise
+            if dbgate.is_unreachable():  # the listener saw it go: back when it reconnects
+                dbgate.wait_reachable(left)
+            else:
+                time.sleep(min(pause, left))
+                pause = min(1.0, pause * 2)
+
+
+def execute_one_durably(
+    statement: str, params: dict[str, Any], *, wait_seconds: float
+) -> dict[str, Any] | None:
+    rows = execute_durably(statement, params, wait_seconds=wait_seconds)
+    return rows[0] if rows else None
+
+
+def _execute(statement: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     params = {"actor": "", "message": "", "from_status": "", **params}
     for key in ("result",):
         if key in params and params[key] is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 from typing import Any
 
@@ -18,9 +19,11 @@ from django_q.exceptions import TimeoutException
 from controlplane.errors.exceptions import InternalServerError, UserFacingError, to_user_facing
 from controlplane.errors.recording import job_context, record_error
 from controlplane.errors.scrubbing import default_scrubber
+from controlplane.lib import dbgate
 from controlplane.resilience.retry import RetryPolicy, is_retryable
 from jobs import lifecycle
 from jobs.context import (
+    DatabaseAway,
     Heartbeat,
     JobCancelled,
     JobContext,
@@ -53,8 +56,29 @@ def _record(error: UserFacingError, job: dict[str, Any]) -> str:
     return str(error.support_id)
 
 
-def run_claimed(job: dict[str, Any]) -> str:
-    """Run the handler of a job this worker just claimed; returns what happened."""
+def _write(statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """An outcome, written even if the database restarts meanwhile (claim-fenced)."""
+    return lifecycle.execute_one_durably(statement, params, wait_seconds=outcome_wait_seconds())
+
+
+def outcome_wait_seconds() -> float:
+    """How long a worker waits for the database to write a job's outcome: past the lease
+    the reaper decides, and the claim-fenced write changes nothing."""
+    return settings.JOB_LEASE_SECONDS * 2
+
+
+def _end_this_process() -> None:
+    """The handler cannot be stopped from another thread, and once the lease lapses another
+    worker may claim the job: end this worker process (django-q2 starts a new one)."""
+    logging.shutdown()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
+    """Run the handler of a job this worker just claimed; returns what happened.
+
+    ``own_process``: this process runs nothing else (a django-q2 worker), so it may end
+    itself when the lease is about to lapse while the database is away."""
     attempt = job["attempts"]
     handler = get_handler(job["kind"])
     ctx = JobContext(
@@ -72,17 +96,20 @@ def run_claimed(job: dict[str, Any]) -> str:
             raise InternalServerError(
                 code="UNKNOWN_JOB_KIND", technical_message=f"no handler for kind {job['kind']!r}"
             )
-        with Heartbeat(ctx), job_context(ctx.job_id):
+        with Heartbeat(ctx, _end_this_process if own_process else None), job_context(ctx.job_id):
             result = handler(ctx, ctx.payload)
         _check_json(result)
     except JobCancelled:
-        lifecycle.execute(lifecycle.CANCELLED_BY_HANDLER, mine)
+        _write(lifecycle.CANCELLED_BY_HANDLER, mine)
         return "cancelled"
+    except DatabaseAway:
+        _write(lifecycle.REQUEUE_DATABASE_AWAY, mine)
+        return "interrupted: database away"
     except (JobTimedOut, TimeoutException) as exc:
         error = InternalServerError(
             "The job took longer than its time limit.", code="timeout", technical_message=str(exc)
         )
-        lifecycle.execute(
+        _write(
             lifecycle.TIMED_OUT,
             {**mine, "message": _stored_message(str(exc)), "support_id": _record(error, job)},
         )
@@ -94,12 +121,18 @@ def run_claimed(job: dict[str, Any]) -> str:
         return "interrupted by shutdown"
     except JobLost:
         return "lost the claim; stopped without writing"
+    except lifecycle.DATABASE_AWAY as exc:
+        if not dbgate.is_unreachable():
+            return _failed(job, mine, attempt, exc)
+        # The handler's own queries met the outage the listener saw: not the job's fault.
+        _write(lifecycle.REQUEUE_DATABASE_AWAY, mine)
+        return "interrupted: database away"
     except Exception as exc:
         return _failed(job, mine, attempt, exc)
     succeeded = {**mine, "result": result, "result_url": ""}
-    if lifecycle.execute_one(lifecycle.SUCCEED, succeeded) is None:
+    if _write(lifecycle.SUCCEED, succeeded) is None:
         # A cancel arrived after the last checkpoint: cancelled, and the result is dropped.
-        if lifecycle.execute_one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
+        if _write(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
             return "cancelled (result discarded)"
         return "lost the claim; result discarded"
     return "succeeded"
@@ -134,7 +167,7 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
         )
         delay = policy.backoff(attempt)
     support_id = _record(error, job) if final else None
-    row = lifecycle.execute_one(
+    row = _write(
         lifecycle.FAIL_OR_RETRY,
         {
             **mine,
@@ -145,7 +178,7 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
             "support_id": support_id,
         },
     )
-    if row is None and lifecycle.execute_one(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
+    if row is None and _write(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
         return "cancelled"
     logger.info(
         "job %s attempt %s failed (%s); %s",
@@ -168,7 +201,7 @@ def finish_interrupted(job_id: Any, claim_id: Any, kind: str) -> None:
             "The job was interrupted by a worker shutdown.", code="worker_shutdown"
         )
         support_id = _record(error, {"id": job_id, "kind": kind})
-    lifecycle.execute(
+    _write(
         lifecycle.SHUTDOWN,
         {"id": job_id, "claim": claim_id, "requeue": requeue, "support_id": support_id},
     )

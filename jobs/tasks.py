@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from dataclasses import asdict
 
@@ -28,7 +29,8 @@ def run_job(job_id: str) -> str:
     started = time.monotonic()
     outcome = "crashed"
     try:
-        outcome = runner.run_claimed(job)
+        # A django-q2 worker is a child process that runs one job at a time.
+        outcome = runner.run_claimed(job, own_process=multiprocessing.parent_process() is not None)
     except TimeoutException:
         outcome = "timed_out"  # django-q2's hard limit: it replaces this worker process
         raise
