@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from controlplane.health.checks import UNHEALTHY, collect
+from controlplane.health.checks import HEALTH_BUDGET_SECONDS, UNHEALTHY, collect
 
 
 class HealthView(APIView):
@@ -32,7 +32,7 @@ class HealthView(APIView):
         }
     )
     def get(self, request: Request) -> Response:
-        report = collect()
+        report = collect(budget=HEALTH_BUDGET_SECONDS)
         return Response(report, status=503 if report["status"] == UNHEALTHY else 200)
 
 
