@@ -26,7 +26,17 @@ sys.path.insert(0, str(REPO))
 from tests.reliability.drills import DrillResult  # noqa: E402
 from tests.reliability.drills.stack import Stack  # noqa: E402
 
-DRILLS = ("security", "abuse", "fuzz", "flapping", "load", "worker_crash", "db_outage")
+DRILLS = (
+    "security",
+    "abuse",
+    "fuzz",
+    "flapping",
+    "load",
+    "worker_crash",
+    "db_outage",
+    "db_restart",
+    "db_blackhole",
+)
 
 
 def run_drill(name: str, fn: Callable[[], DrillResult]) -> DrillResult:
@@ -65,6 +75,8 @@ def main() -> int:
     parser.add_argument("--load-users", type=int, default=20)
     parser.add_argument("--outage-seconds", type=float, default=10.0)
     parser.add_argument("--crash-jobs", type=int, default=40)
+    parser.add_argument("--restart-job-seconds", type=float, default=10.0)
+    parser.add_argument("--blackhole-seconds", type=float, default=20.0)
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "drills")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "drills.json")
     args = parser.parse_args()
@@ -87,6 +99,14 @@ def main() -> int:
 
         upstream = Upstream().start()
         stack.env.update(provider_settings(upstream))
+    slow = None
+    if "db_restart" in chosen:
+        from tests.reliability.drills._slow_upstream import SlowUpstream
+
+        slow = SlowUpstream(delay=args.restart_job_seconds).start()
+        providers = json.loads(stack.env.get("PROVIDERS", "{}"))
+        providers.update(slow.provider(timeout=args.restart_job_seconds + 20))
+        stack.env["PROVIDERS"] = json.dumps(providers)
 
     def drill(name: str) -> DrillResult:
         reset = stack.reset_breakers()
@@ -108,6 +128,15 @@ def main() -> int:
                 stop=lambda: embedded_db.stop(pgdata),
                 start=lambda: embedded_db.start(pgdata),
             )
+        if name == "db_restart":
+            return module.run(
+                stack,
+                slow,
+                restart=lambda: embedded_db.restart(pgdata),
+                job_seconds=args.restart_job_seconds,
+            )
+        if name == "db_blackhole":
+            return module.run(stack, seconds=args.blackhole_seconds)
         return module.run(stack)
 
     results: list[DrillResult] = []
@@ -120,8 +149,9 @@ def main() -> int:
                 results.append(run_drill(name, lambda name=name: drill(name)))
     finally:
         stack.stop()
-        if upstream is not None:
-            upstream.stop()
+        for server in (upstream, slow):
+            if server is not None:
+                server.stop()
         # The embedded server stops when this process exits (pgserver's cleanup).
 
     report: dict[str, Any] = {

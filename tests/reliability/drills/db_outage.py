@@ -106,6 +106,37 @@ def support_ids_handed_out(answers: list[Answer]) -> set[str]:
     return ids
 
 
+def audit(
+    stack: Stack, jobs: list[str], support_ids: set[str], settle_seconds: float
+) -> tuple[list[str], list[str], list[str]]:
+    """Wait (bounded) until every acknowledged job exists and succeeded and every support_id
+    handed out is in the error table; what is still missing, unfinished, unfindable."""
+    deadline = time.monotonic() + settle_seconds
+    missing_jobs, unfinished, missing_ids = list(jobs), list(jobs), sorted(support_ids)
+    while time.monotonic() < deadline:
+        with stack.connect() as conn:
+            rows = dict(
+                conn.execute(
+                    "SELECT id::text, status FROM jobs_job WHERE id = ANY(%s::uuid[])", [jobs]
+                ).fetchall()
+            )
+            found = {
+                row[0]
+                for row in conn.execute(
+                    "SELECT support_id::text FROM errors_errorrecord"
+                    " WHERE support_id = ANY(%s::uuid[])",
+                    [sorted(support_ids)],
+                ).fetchall()
+            }
+        missing_jobs = [j for j in jobs if j not in rows]
+        unfinished = [j for j in jobs if rows.get(j) != "succeeded"]
+        missing_ids = sorted(support_ids - found)
+        if not missing_jobs and not unfinished and not missing_ids:
+            break
+        time.sleep(1)
+    return missing_jobs, unfinished, missing_ids
+
+
 def run(
     stack: Stack,
     seconds: float = 10.0,
@@ -166,29 +197,7 @@ def run(
     support_ids = support_ids_handed_out(answers)
 
     # Audit once everything settled: jobs run by the recovered worker, spool replayed.
-    deadline = time.monotonic() + settle_seconds
-    missing_jobs, unfinished, missing_ids = list(jobs), list(jobs), sorted(support_ids)
-    while time.monotonic() < deadline:
-        with stack.connect() as conn:
-            rows = dict(
-                conn.execute(
-                    "SELECT id::text, status FROM jobs_job WHERE id = ANY(%s::uuid[])", [jobs]
-                ).fetchall()
-            )
-            found = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT support_id::text FROM errors_errorrecord"
-                    " WHERE support_id = ANY(%s::uuid[])",
-                    [sorted(support_ids)],
-                ).fetchall()
-            }
-        missing_jobs = [j for j in jobs if j not in rows]
-        unfinished = [j for j in jobs if rows.get(j) != "succeeded"]
-        missing_ids = sorted(support_ids - found)
-        if not missing_jobs and not unfinished and not missing_ids:
-            break
-        time.sleep(1)
+    missing_jobs, unfinished, missing_ids = audit(stack, jobs, support_ids, settle_seconds)
     audited = time.monotonic()
 
     result.figures.update(
