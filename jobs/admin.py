@@ -60,6 +60,10 @@ class JobForm(forms.ModelForm):
     class Meta:
         model = Job
         fields = EDITABLE_WHILE_QUEUED
+        help_texts = {
+            "max_attempts": "Runs allowed in all. Editable only while the job is queued; "
+            "if a worker claims it first, the change is refused and nothing is written."
+        }
 
     def clean_max_attempts(self) -> int:
         value = self.cleaned_data["max_attempts"]
