@@ -21,7 +21,7 @@ from controlplane.lib.permissions import in_groups
 from jobs import lifecycle, registry
 from jobs.maintenance import time_out_overdue
 from jobs.models import Job, JobEvent
-from jobs.queue import enqueue
+from jobs.queue import dispatch_on_commit
 from lookups.exceptions import InvalidSlugError
 from lookups.resolver import get_lookups
 
@@ -45,7 +45,11 @@ def create_job(
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Create and enqueue a job; returns (job, created). A repeated idempotency key returns
-    the first job (or 409 if it was used for a different request)."""
+    the first job (or 409 if it was used for a different request).
+
+    Once the job is committed this returns it as created, whatever the queue does: a
+    failed hand-off to django-q2 is left to maintenance (``jobs.queue``), never reported
+    as an error a client would retry into a second job."""
     if registry.get_handler(kind) is None:
         raise ValidationError(
             f"Unknown job kind {kind!r}.",
@@ -108,13 +112,13 @@ def create_job(
                 message="created" + (f"; {micro_note}" if micro_note else ""),
                 actor=created_by.get_username() if getattr(created_by, "pk", None) else "",
             )
-            transaction.on_commit(lambda: enqueue(job.id, timeout_seconds))
+            job.refresh_from_db()  # now: after the commit, only the hand-off to the queue runs
+            dispatch_on_commit(job.id, timeout_seconds)
     except IntegrityError:
         existing = _by_key(owner, idempotency_key) if idempotency_key else None
         if existing is None:
             raise
         return _same_request(existing, kind, payload), False  # a concurrent twin won
-    job.refresh_from_db()
     return job, True
 
 
@@ -151,7 +155,8 @@ def cancel_job(*, job_id: uuid.UUID, actor: Any = None) -> Job:
 
 
 def retry_job(*, job_id: uuid.UUID, actor: Any = None) -> Job | None:
-    """Failed or timed-out -> queued again with fresh attempts; None if not in such a state."""
+    """Failed or timed-out -> queued again with fresh attempts; None if not in such a state.
+    Like a create, a re-queued job is returned as such even if the queue refuses it."""
     job = Job.objects.filter(pk=job_id).first()
     if job is None:
         return None
@@ -162,8 +167,8 @@ def retry_job(*, job_id: uuid.UUID, actor: Any = None) -> Job | None:
         )
         if row is None:
             return None
-        transaction.on_commit(lambda: enqueue(job_id, row["timeout_seconds"]))
-    job.refresh_from_db()
+        job.refresh_from_db()
+        dispatch_on_commit(job_id, row["timeout_seconds"])
     return job
 
 

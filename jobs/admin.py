@@ -1,13 +1,19 @@
-"""Jobs in the admin: status and progress at a glance, cancel and retry for ops."""
+"""Jobs in the admin: status and progress at a glance, cancel and retry for ops.
+
+The job page never writes back what it loaded: a running or finished job's page is
+view-only, and on a queued job ops may change only ``max_attempts``, written by a
+conditional UPDATE (``Job.set_max_attempts``) that loses to a worker's claim.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
@@ -16,7 +22,9 @@ from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import find_uuid
 from jobs import actions
-from jobs.models import FailedJob, Job, JobEvent, RunningJob
+from jobs.models import FailedJob, Job, JobEvent, JobStatus, RunningJob
+
+EDITABLE_WHILE_QUEUED = ("max_attempts",)
 
 
 def _scrubbed_json(value: object) -> str:
@@ -48,8 +56,28 @@ class JobEventInline(admin.TabularInline):
         return False
 
 
+class JobForm(forms.ModelForm):
+    class Meta:
+        model = Job
+        fields = EDITABLE_WHILE_QUEUED
+        help_texts = {
+            "max_attempts": "Runs allowed in all. Editable only while the job is queued; "
+            "if a worker claims it first, the change is refused and nothing is written."
+        }
+
+    def clean_max_attempts(self) -> int:
+        value = self.cleaned_data["max_attempts"]
+        done, limit = self.instance.attempts, actions.MAX_ATTEMPTS_LIMIT
+        if not done < value <= limit:
+            raise forms.ValidationError(
+                f"Between {done + 1} (one more than the runs it has had) and {limit}."
+            )
+        return value
+
+
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
+    form = JobForm
     list_display = (
         "id",
         "kind",
@@ -114,7 +142,39 @@ class JobAdmin(admin.ModelAdmin):
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        return [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+        shown = [f for fieldset in self.fieldsets for f in fieldset[1]["fields"]]
+        if obj is not None and obj.status == JobStatus.QUEUED:
+            return [f for f in shown if f not in EDITABLE_WHILE_QUEUED]
+        return shown
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Only a queued job's page can be saved; a running or finished one is view-only
+        (its status, claim and lease belong to the worker). The actions need no object."""
+        allowed = super().has_change_permission(request, obj)
+        return allowed and (obj is None or obj.status == JobStatus.QUEUED)
+
+    def save_model(self, request: HttpRequest, obj: Job, form: Any, change: bool) -> None:
+        """Write only what ops changed, conditionally; never ``obj.save()``."""
+        obj.edit_lost = False
+        if "max_attempts" in form.changed_data:
+            obj.edit_lost = not obj.set_max_attempts(form.cleaned_data["max_attempts"])
+
+    def log_change(self, request: HttpRequest, obj: Any, message: Any) -> Any:
+        if getattr(obj, "edit_lost", False):
+            return None  # nothing was written, so nothing to log
+        return super().log_change(request, obj, message)
+
+    def response_change(self, request: HttpRequest, obj: Any) -> HttpResponse:
+        if not getattr(obj, "edit_lost", False):
+            return super().response_change(request, obj)
+        now = Job.objects.filter(pk=obj.pk).values("status", "attempts").first() or {}
+        self.message_user(
+            request,
+            f"Job {obj.pk} was not changed: it is no longer queued with fewer runs than "
+            f"that (now {now.get('status', 'deleted')}, {now.get('attempts', 0)} runs).",
+            messages.ERROR,
+        )
+        return HttpResponseRedirect(request.path)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # jobs are created through the API

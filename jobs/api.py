@@ -138,6 +138,11 @@ class JobListCreateView(APIView):
         request=JobInput,
         responses={201: JobOutput, 200: JobOutput},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER)],
+        description=(
+            "201: the job is stored and will run. A failed hand-off to the worker queue after "
+            "that is retried by the server, never answered as an error. Send an "
+            "Idempotency-Key to retry a create whose answer was lost without a second job."
+        ),
     )
     def post(self, request: Request) -> Response:
         limit = settings.JOB_MAX_PAYLOAD_BYTES

@@ -172,6 +172,9 @@ WITH t AS (
     RETURNING {_COLUMNS}
 ){_event("'running'", "'worker lost (lease expired)'")}"""
 
+# dispatched_at marks a job handed to django-q2 (set in the statement, or the insert, whose
+# commit is followed by the hand-off). A job whose mark is empty or older than
+# JOB_REDISPATCH_SECONDS is due: never handed over, refused by the broker, or lost from it.
 DISPATCH_DUE = """
 UPDATE jobs_job SET dispatched_at = now()
 WHERE id = ANY(ARRAY(
@@ -182,6 +185,7 @@ WHERE id = ANY(ARRAY(
 RETURNING id, timeout_seconds
 """
 
+# The hand-off failed (or a draining worker gave the job back): due on the next pass.
 UNDISPATCH = "UPDATE jobs_job SET dispatched_at = NULL WHERE id = %(id)s AND status = 'queued'"
 
 REQUEST_SHUTDOWN = """
@@ -208,10 +212,11 @@ WITH t AS (
     RETURNING {_COLUMNS}
 ){_event("'running'", "'stopped while the database was unreachable; attempt not counted'")}"""
 
+# dispatched_at = now(): the caller hands the job over after its commit (jobs.queue).
 RETRY_NOW = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = 'queued', attempts = 0, run_after = now(), dispatched_at = NULL,
+        status = 'queued', attempts = 0, run_after = now(), dispatched_at = now(),
         finished_at = NULL, cancel_requested_at = NULL, result = NULL, progress = 0,
         progress_message = '', error_code = '', error_message = '', error_support_id = NULL,
         timeout_at = NULL, worker = '', claim_id = NULL, updated_at = now()

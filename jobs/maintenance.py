@@ -28,7 +28,8 @@ class MaintenanceReport:
     timed_out: int = 0
     requeued: int = 0
     failed_lost: int = 0
-    dispatched: int = 0
+    dispatched: int = 0  # handed to django-q2
+    dispatch_failed: int = 0  # refused by it: tried again after JOB_REDISPATCH_SECONDS
 
 
 def _record_final(rows: list[dict[str, Any]], code: str, message: str) -> None:
@@ -59,9 +60,30 @@ def run_maintenance() -> MaintenanceReport:
             lifecycle.DISPATCH_DUE,
             {"redispatch": settings.JOB_REDISPATCH_SECONDS, "limit": 500},
         )
-        for row in due:
-            transaction.on_commit(lambda r=row: enqueue(r["id"], r["timeout_seconds"]))
-    report.dispatched = len(due)
+        transaction.on_commit(lambda: _hand_over(due, report))
     if report.timed_out or lost or due:
         logger.info("job maintenance: %s", report)
     return report
+
+
+def _hand_over(due: list[dict[str, Any]], report: MaintenanceReport) -> None:
+    """Send each due job to django-q2. One refused job does not stop the others; it keeps
+    its dispatch mark, so a broken broker is tried once per JOB_REDISPATCH_SECONDS per job,
+    not on every pass."""
+    first_error: Exception | None = None
+    for row in due:
+        try:
+            enqueue(row["id"], row["timeout_seconds"])
+        except Exception as exc:  # any broker fault: the next due pass tries again
+            report.dispatch_failed += 1
+            first_error = first_error or exc
+        else:
+            report.dispatched += 1
+    if first_error is not None:
+        logger.warning(
+            "%d of %d due jobs were not handed to the queue (first error: %s); "
+            "they are dispatched again after JOB_REDISPATCH_SECONDS",
+            report.dispatch_failed,
+            len(due),
+            first_error,
+        )

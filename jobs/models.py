@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -116,9 +117,32 @@ class Job(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} {self.id} ({self.status})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Insert only. A whole-row save writes back every column as it was read, undoing a
+        worker's transition made in between; an existing job changes by conditional UPDATEs
+        (``jobs.lifecycle``, ``set_max_attempts``) or, for columns no transition owns,
+        ``save(update_fields=[...])``."""
+        if not self._state.adding and kwargs.get("update_fields") is None:
+            raise TypeError(
+                "An existing Job is never saved whole: name update_fields, or change its "
+                "status through jobs.lifecycle."
+            )
+        super().save(*args, **kwargs)
+
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def set_max_attempts(self, max_attempts: int) -> bool:
+        """Allow ``max_attempts`` runs in all: only while the job waits in the queue, and only
+        above the runs it has had. One conditional UPDATE, so a worker that claims the job
+        first wins and this changes nothing (False)."""
+        changed = Job.objects.filter(
+            pk=self.pk, status=JobStatus.QUEUED, attempts__lt=max_attempts
+        ).update(max_attempts=max_attempts, updated_at=Now())
+        if changed:
+            self.max_attempts = max_attempts
+        return bool(changed)
 
 
 class JobEvent(models.Model):

@@ -42,18 +42,31 @@ class LookupCache:
 
     def put(self, slug: str, value: Any) -> None:
         with self._lock:
-            self._entries[slug] = (value, self.clock() + self.ttl)
-            self._entries.move_to_end(slug)
-            while len(self._entries) > self.max_size:
-                self._entries.popitem(last=False)
-                self.evictions += 1
+            self._store(slug, value)
 
-    def put_many(self, items: Iterable[tuple[str, Any]]) -> int:
-        count = 0
-        for slug, value in items:
-            self.put(slug, value)
-            count += 1
-        return count
+    def put_if(self, slug: str, value: Any, unchanged: Callable[[], bool]) -> bool:
+        """Store ``value`` only if ``unchanged()`` holds, checked under the lock that ``drop``
+        and ``clear`` take. A CacheGuard counts a change before it drops the key, so an
+        invalidation is either seen by the check or drops the entry after the put, never
+        lost in between (which left a stale value for the whole TTL)."""
+        with self._lock:
+            if not unchanged():
+                return False
+            self._store(slug, value)
+            return True
+
+    def put_many_if(
+        self, items: Iterable[tuple[str, Any]], unchanged: Callable[[str], bool]
+    ) -> int:
+        """``put_if`` for each item (one lock hold each, so readers are not held up)."""
+        return sum(self.put_if(slug, value, lambda s=slug: unchanged(s)) for slug, value in items)
+
+    def _store(self, slug: str, value: Any) -> None:
+        self._entries[slug] = (value, self.clock() + self.ttl)
+        self._entries.move_to_end(slug)
+        while len(self._entries) > self.max_size:
+            self._entries.popitem(last=False)
+            self.evictions += 1
 
     def drop(self, slug: str) -> None:
         with self._lock:

@@ -10,7 +10,10 @@
 
 The cache is trusted only while this process is listening for changes
 (NOTIFY from the table's trigger); otherwise every lookup reads the database,
-so no process serves a stale UUID for longer than the notification takes.
+so no process serves a stale UUID for longer than the notification takes. A value
+read from the database is cached only if no invalidation of its slug arrived since
+before the read, checked and stored in one step with the invalidation's drop
+(``LookupCache.put_if``), so a change landing in between cannot be overwritten.
 """
 
 from __future__ import annotations
@@ -163,8 +166,11 @@ class Lookups:
             self.metrics.count("not_found")
             raise _not_found(slug)
         self.metrics.count("found")
-        if self.guard.trusted() and self.guard.stamp(slug) == seen:
-            self.cache.put(slug, LookupResult(slug, found, "cache"))
+        self.cache.put_if(
+            slug,
+            LookupResult(slug, found, "cache"),
+            lambda: self.guard.trusted() and self.guard.stamp(slug) == seen,
+        )
         return LookupResult(slug, found, "db")
 
     def _query_one(self, slug: str) -> uuid.UUID | None:
@@ -220,10 +226,10 @@ class Lookups:
                         self.metrics.count("not_found")
                         results[index] = _not_found(slug)
             if found and trusted:
-                self.cache.put_many(
-                    (s, LookupResult(s, u, "cache"))
-                    for s, u in found.items()
-                    if self.guard.stamp(s) == seen[s]  # not invalidated while we read
+                self.cache.put_many_if(
+                    ((s, LookupResult(s, u, "cache")) for s, u in found.items()),
+                    # not invalidated while we read
+                    lambda s: self.guard.trusted() and self.guard.stamp(s) == seen[s],
                 )
         self._maybe_flush_stats()
         return [results[index] for index in range(len(slugs))]
@@ -247,10 +253,10 @@ class Lookups:
         rows = list(newest[: self.cache.max_size])
         if guard.resets != resets:  # everything was invalidated while we read: read again
             return self.warm(slugs)
-        return self.cache.put_many(
-            (slug, LookupResult(slug, value, "cache"))
-            for slug, value in rows
-            if guard.versions.get(slug, 0) == versions.get(slug, 0)  # skip what changed meanwhile
+        return self.cache.put_many_if(
+            ((slug, LookupResult(slug, value, "cache")) for slug, value in rows),
+            # skip what changed meanwhile
+            lambda slug: guard.stamp(slug) == (resets, versions.get(slug, 0)),
         )
 
     # --- stats ---------------------------------------------------------------------
