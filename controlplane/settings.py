@@ -209,6 +209,9 @@ CACHES = {
 Q_CLUSTER = {
     "name": "controlplane",
     "orm": "default",
+    # The ORM broker, but a dequeue that meets a database restart polls again instead of
+    # stalling dispatch for 10 s (jobs/broker.py).
+    "broker_class": "jobs.broker.ResilientORM",
     "workers": env_int("Q_WORKERS", 2, minimum=1),
     "timeout": env_int("Q_TIMEOUT", 900, minimum=1),
     # Must exceed timeout, or django-q2 redelivers tasks that are still running.

@@ -45,13 +45,45 @@ def _wait_for(stack: Stack, ids: list[str], statuses: tuple[str, ...], timeout: 
     return False
 
 
+def _create_after_restart(stack: Stack) -> tuple[str | None, float]:
+    """A job created as soon as the service takes one again (the same Idempotency-Key on
+    every try, so a lost answer cannot make two); its id and when it was acknowledged."""
+    key = f"db-restart-{time.time_ns()}"
+    deadline = time.monotonic() + 30
+    with stack.api("client") as api:
+        while time.monotonic() < deadline:
+            answer = api.post(
+                "/api/v1/jobs/",
+                json={"kind": "demo.sleep", "payload": {"seconds": 0}},
+                headers={"Idempotency-Key": key},
+            )
+            if answer.status_code in (200, 201):
+                return answer.json()["id"], time.monotonic()
+            time.sleep(0.1)
+    return None, time.monotonic()
+
+
+def _cluster_status_back(stack: Stack, since: float) -> float | None:
+    """Seconds from ``since`` until health sees the worker cluster's status saved after the
+    restart (it expires 3 s after the last save): whether django-q2's sentinel reconnected."""
+    time.sleep(4)  # longer than the status's 3 s expiry: only a save after the restart counts
+    deadline = time.monotonic() + 30
+    with stack.api(None) as api:
+        while time.monotonic() < deadline:
+            checks = api.get("/api/v1/health/").json().get("checks", {})
+            if checks.get("workers", {}).get("clusters", 0) >= 1:
+                return time.monotonic() - since
+            time.sleep(0.2)
+    return None
+
+
 def run(
     stack: Stack,
     upstream: SlowUpstream,
     *,
     restart: Callable[[], Any],
     checkpointing_jobs: int = 2,
-    http_jobs: int = 2,
+    http_jobs: int = 1,
     job_seconds: float = 10.0,
 ) -> DrillResult:
     result = DrillResult("db_restart")
@@ -77,6 +109,10 @@ def run(
     began = time.monotonic()
     restart()
     restart_seconds = time.monotonic() - began
+    fresh_id, fresh_created = _create_after_restart(stack)
+    fresh_done = fresh_id is not None and _wait_for(stack, [fresh_id], TERMINAL, timeout=60)
+    fresh_seconds = time.monotonic() - fresh_created
+    status_back = _cluster_status_back(stack, began)
     finished = _wait_for(stack, ids, TERMINAL, timeout=job_seconds + 90)
     rows = _job_rows(stack, ids)
 
@@ -97,10 +133,20 @@ def run(
             "succeeded": len(ids) - len(not_succeeded),
             "attempts_charged_by_restart": sum(max(0, r["attempts"] - 1) for r in rows.values()),
             "upstream_calls": sum(calls.values()),
+            "new_job_after_restart_seconds": round(fresh_seconds, 2),
+            "worker_status_seen_after_seconds": status_back and round(status_back, 1),
             "most_concurrent_runs_of_one_job": max(upstream.most_at_once.values(), default=0),
         }
     )
     result.check(finished, "not every job finished within the bound")
+    result.check(
+        status_back is not None and status_back <= 10,
+        f"the worker cluster's status was saved again only {status_back} s after the restart",
+    )
+    result.check(
+        fresh_done and fresh_seconds <= 5,
+        f"a job created right after the restart took {fresh_seconds:.1f} s to finish (> 5 s)",
+    )
     result.check(not not_succeeded, f"jobs did not succeed: {not_succeeded}")
     result.check(not charged, f"an attempt other than the one was used: {charged}")
     result.check(not claimed_twice, f"jobs claimed more than once: {claimed_twice}")
