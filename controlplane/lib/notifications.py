@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = 0.5
 
 
+def _means_unreachable(exc: psycopg.Error) -> bool:
+    """No answer, a lost connection, or a server shutting down or starting up. A server that
+    answered with a refusal (too many connections, a bad password) is reachable, and the
+    process's other connections may be working: they must not be cut."""
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
+
+
 @dataclass
 class _Subscription:
     on_message: Callable[[str], None]
@@ -152,7 +160,8 @@ class Listener:
                 if self.pid == my_pid:
                     if self.connected.is_set():
                         logger.warning("notification listener lost its connection: %s", exc)
-                    dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
+                    if _means_unreachable(exc):
+                        dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
                 self.connected.clear()
                 self._reset_all()
                 time.sleep(RECONNECT_SECONDS)

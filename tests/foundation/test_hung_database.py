@@ -153,3 +153,17 @@ def test_the_proxy_forwards_until_told_not_to() -> None:
             assert conn.execute("SELECT 41 + 1").fetchone() == (42,)
     finally:
         proxy.stop()
+
+
+def test_a_refusal_from_a_server_that_answers_does_not_close_the_gate() -> None:
+    """Too many connections or a bad password: the server is there, and the process's other
+    connections may work; only silence, a lost connection or a shutdown closes the gate."""
+    import psycopg
+
+    from controlplane.lib.notifications import _means_unreachable
+
+    assert _means_unreachable(psycopg.OperationalError("connection refused"))
+    assert _means_unreachable(psycopg.errors.AdminShutdown())  # 57P01, pg_ctl restart
+    assert _means_unreachable(psycopg.errors.CannotConnectNow())  # 57P03, starting up
+    assert not _means_unreachable(psycopg.errors.TooManyConnections())  # 53300
+    assert not _means_unreachable(psycopg.errors.InvalidPassword())  # 28P01
