@@ -26,7 +26,16 @@ sys.path.insert(0, str(REPO))
 from tests.reliability.drills import DrillResult  # noqa: E402
 from tests.reliability.drills.stack import Stack  # noqa: E402
 
-DRILLS = ("security", "abuse", "fuzz", "flapping", "load", "worker_crash", "db_outage")
+DRILLS = (
+    "security",
+    "abuse",
+    "fuzz",
+    "flapping",
+    "load",
+    "worker_crash",
+    "spool_faults",
+    "db_outage",
+)
 
 
 def run_drill(name: str, fn: Callable[[], DrillResult]) -> DrillResult:
@@ -65,6 +74,9 @@ def main() -> int:
     parser.add_argument("--load-users", type=int, default=20)
     parser.add_argument("--outage-seconds", type=float, default=10.0)
     parser.add_argument("--crash-jobs", type=int, default=40)
+    parser.add_argument("--spool-kills", type=int, default=8, help="SIGKILLs during a replay")
+    parser.add_argument("--spool-rows", type=int, default=3000, help="backlog replayed under kills")
+    parser.add_argument("--spool-seed", type=int, help="replay a run's seed (printed in figures)")
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "drills")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "drills.json")
     args = parser.parse_args()
@@ -101,6 +113,10 @@ def main() -> int:
             return module.run(stack, seconds=args.load_seconds, users=args.load_users)
         if name == "worker_crash":
             return module.run(stack, jobs=args.crash_jobs)
+        if name == "spool_faults":
+            return module.run(
+                stack, kills=args.spool_kills, rows=args.spool_rows, seed=args.spool_seed
+            )
         if name == "db_outage":
             return module.run(
                 stack,
