@@ -7,8 +7,9 @@ group (``ON CONFLICT (support_id) DO NOTHING`` makes it idempotent, so a
 spooled record replayed twice is counted once).
 
 If PostgreSQL cannot be reached, :func:`save` appends the row to the local spool
-(``controlplane.errors.spool``); :func:`replay_spool` writes it later (management
-command, django-q2 schedule, and the process itself once writes succeed again).
+(``controlplane.errors.spool``); :func:`replay_spool` writes it later: a background
+drain as soon as the database is back (``controlplane.errors.drain``), the django-q2
+schedule each minute, or the management command.
 """
 
 from __future__ import annotations
@@ -125,8 +126,6 @@ def set_store(store: Store) -> Store:
 
 # "logged": neither stored nor spooled (spool full or unwritable); the row is in the log.
 Saved = Literal["stored", "duplicate", "spooled", "logged"]
-_REPLAY_EVERY_SECONDS = 5.0
-_last_replay_attempt = 0.0
 
 
 def _spool(row: dict[str, Any], exc: Exception) -> Saved:
@@ -164,8 +163,9 @@ def save(row: dict[str, Any]) -> Saved:
     """Write the row, or spool it if the database cannot take it.
 
     "duplicate": a record with this support_id was already stored (it is kept as it is).
+    Spooled rows are written later by a background drain (``controlplane.errors.drain``),
+    not by the request that happens to find the database back.
     """
-    global _last_replay_attempt
     try:
         inserted = get_store().write(row)
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -179,14 +179,6 @@ def save(row: dict[str, Any]) -> Saved:
             inserted = get_store().write(bare)
         except psycopg.Error as again:
             return _spool(bare, again)
-    # The database is back: drain what this process spooled while it was down.
-    now = time.monotonic()
-    if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and spool.spool_path().exists():
-        _last_replay_attempt = now
-        try:
-            replay_spool(max_rows=200)
-        except Exception:  # never fail the request that happened to trigger the drain
-            logger.exception("opportunistic error spool replay failed")
     return "stored" if inserted else "duplicate"
 
 
