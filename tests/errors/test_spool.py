@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,15 +13,6 @@ from controlplane.errors.models import ErrorGroup, ErrorRecord
 from tests.errors.helpers import assert_envelope, assert_resolves
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def dead_database() -> Iterator[None]:
-    """Point error writes at a server that does not exist (a real connection failure)."""
-    dead = store.Store({"host": "/nonexistent-socket-dir", "dbname": "x", "connect_timeout": 1})
-    old = store.set_store(dead)
-    yield
-    store.set_store(old)
 
 
 def _spooled_ids() -> list[str]:

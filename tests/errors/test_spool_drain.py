@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,17 +15,6 @@ from controlplane.lib.notifications import listener
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def dead_database() -> Iterator[None]:
-    """Error writes go to a server that does not exist (a real connection failure)."""
-    old = store.set_store(
-        store.Store({"host": "/nonexistent-socket-dir", "dbname": "x", "connect_timeout": 1})
-    )
-    yield
-    store.set_store(old)
-    assert drain.drainer.wait_idle(timeout=30)
-
-
 def _wait_until_stored(support_id: str, seconds: float) -> float:
     started = time.monotonic()
     while time.monotonic() - started < seconds:
@@ -37,8 +25,7 @@ def _wait_until_stored(support_id: str, seconds: float) -> float:
 
 
 def test_the_listener_reconnecting_drains_the_spool(dead_database: None) -> None:
-    listener.ensure_running()
-    assert listener.connected.wait(10)  # connected before the outage: no signal pending
+    assert listener.connected.is_set()  # connected before the outage: no signal pending
     recorded = record_error(InternalServerError(technical_message="during an outage"))
     assert recorded.saved == "spooled"
     assert drain.drainer.thread is None  # nothing drains while nothing says it is back

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from controlplane.errors import drain, spool, store
+from controlplane.errors import spool, store
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
 from controlplane.health import checks
@@ -21,16 +20,6 @@ pytestmark = pytest.mark.django_db
 def spool_check() -> dict[str, Any]:
     response = APIClient().get("/api/v1/health/")
     return response.json()["checks"]["error_spool"]
-
-
-@pytest.fixture
-def dead_database() -> Iterator[None]:
-    old = store.set_store(
-        store.Store({"host": "/nonexistent-socket-dir", "dbname": "x", "connect_timeout": 1})
-    )
-    yield
-    store.set_store(old)
-    assert drain.drainer.wait_idle(timeout=30)
 
 
 def test_the_backlog_follows_the_spool_as_it_is_replayed(dead_database: None) -> None:
