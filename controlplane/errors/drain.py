@@ -30,7 +30,9 @@ from controlplane.lib.notifications import listener
 logger = logging.getLogger(__name__)
 
 PATIENCE_SECONDS = 60.0
-RETRY_SECONDS = (0.2, 5.0)  # first and longest wait while the database still refuses
+# First and longest wait while the database still refuses. Short: a side connection may
+# fail fast for a moment after the listener reconnects, and a try that fails is cheap.
+RETRY_SECONDS = (0.2, 1.0)
 BUSY_SECONDS = 0.5  # another process replays this spool: look again after this
 CHECK_AFTER_WRITE_SECONDS = 1.0
 written_checked_at = 0.0
