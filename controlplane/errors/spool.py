@@ -235,7 +235,6 @@ class Spool:
     # --- Reading ---------------------------------------------------------------------
 
     def backlog(self) -> Backlog:
-        waiting = files = disk = 0
         try:
             live = self.path.stat().st_size
         except OSError:  # none yet, or the spool's folder is unusable
