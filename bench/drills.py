@@ -33,6 +33,7 @@ DRILLS = (
     "flapping",
     "load",
     "worker_crash",
+    "spool_faults",
     "db_outage",
     "db_restart",
     "db_blackhole",
@@ -77,6 +78,9 @@ def main() -> int:
     parser.add_argument("--crash-jobs", type=int, default=40)
     parser.add_argument("--restart-job-seconds", type=float, default=10.0)
     parser.add_argument("--blackhole-seconds", type=float, default=20.0)
+    parser.add_argument("--spool-kills", type=int, default=8, help="SIGKILLs during a replay")
+    parser.add_argument("--spool-rows", type=int, default=3000, help="backlog replayed under kills")
+    parser.add_argument("--spool-seed", type=int, help="replay a run's seed (printed in figures)")
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "drills")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "drills.json")
     args = parser.parse_args()
@@ -121,6 +125,10 @@ def main() -> int:
             return module.run(stack, seconds=args.load_seconds, users=args.load_users)
         if name == "worker_crash":
             return module.run(stack, jobs=args.crash_jobs)
+        if name == "spool_faults":
+            return module.run(
+                stack, kills=args.spool_kills, rows=args.spool_rows, seed=args.spool_seed
+            )
         if name == "db_outage":
             return module.run(
                 stack,

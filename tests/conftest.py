@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,26 @@ def token_client(user: User) -> APIClient:
 @pytest.fixture
 def api_as() -> Any:
     return token_client
+
+
+@pytest.fixture
+def dead_database() -> Iterator[None]:
+    """Error writes go to a server that does not exist (a real connection failure).
+
+    The listener is connected first: its first connection is the signal to drain the spool
+    in the background, which would race the test's own replays. At the end, any drain
+    started meanwhile has finished (or its rows would land in the next test's tables)."""
+    from controlplane.errors import drain, store
+    from controlplane.lib.notifications import listener
+
+    listener.ensure_running()
+    assert listener.connected.wait(10)
+    old = store.set_store(
+        store.Store({"host": "/nonexistent-socket-dir", "dbname": "x", "connect_timeout": 1})
+    )
+    yield
+    store.set_store(old)
+    assert drain.drainer.wait_idle(timeout=30)
 
 
 @pytest.fixture(scope="session", autouse=True)

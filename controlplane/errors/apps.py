@@ -5,6 +5,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
+from controlplane.lib.notifications import listener
 from controlplane.lib.schedules import ensure_schedule
 
 SCHEDULES = (
@@ -25,4 +26,8 @@ class ErrorsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from controlplane.errors import drain
+
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="errors.schedules")
+        # Whenever this process's listener (re)connects, the database is back: drain.
+        listener.on_connected(drain.on_database_connected)

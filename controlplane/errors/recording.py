@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from controlplane.errors import bounds, store
+from controlplane.errors import bounds, drain, store
 from controlplane.errors.exceptions import UserFacingError, known_codes
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.metrics import ERROR_RECORDS
@@ -273,6 +273,10 @@ def record_error(error: UserFacingError, **details: Any) -> Recorded:
     """Build, store (or spool) and log the record for ``error``: the one way in."""
     row = build_row(error, **details)
     saved = store.save(row)
+    if saved == "spooled":
+        drain.spooled()
+    elif saved != "logged":
+        drain.written()
     if saved == "duplicate":
         # Recorded before (a job re-recording its client's error): counted and logged once.
         return Recorded(row, saved)

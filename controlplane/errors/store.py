@@ -7,8 +7,9 @@ group (``ON CONFLICT (support_id) DO NOTHING`` makes it idempotent, so a
 spooled record replayed twice is counted once).
 
 If PostgreSQL cannot be reached, :func:`save` appends the row to the local spool
-(``controlplane.errors.spool``); :func:`replay_spool` writes it later (management
-command, django-q2 schedule, and the process itself once writes succeed again).
+(``controlplane.errors.spool``); :func:`replay_spool` writes it later: a background
+drain as soon as the database is back (``controlplane.errors.drain``), the django-q2
+schedule each minute, or the management command.
 """
 
 from __future__ import annotations
@@ -125,8 +126,6 @@ def set_store(store: Store) -> Store:
 
 # "logged": neither stored nor spooled (spool full or unwritable); the row is in the log.
 Saved = Literal["stored", "duplicate", "spooled", "logged"]
-_REPLAY_EVERY_SECONDS = 5.0
-_last_replay_attempt = 0.0
 
 
 def _spool(row: dict[str, Any], exc: Exception) -> Saved:
@@ -149,6 +148,7 @@ def _spool(row: dict[str, Any], exc: Exception) -> Saved:
     try:
         spool.append(row)
     except OSError:
+        # The disk is full, or the spool unwritable (the failed write was cut back off).
         # Last resort: the whole row in the log, so the support_id stays findable.
         ERROR_RECORDS_NOT_SPOOLED.inc()
         logger.exception(
@@ -163,8 +163,9 @@ def save(row: dict[str, Any]) -> Saved:
     """Write the row, or spool it if the database cannot take it.
 
     "duplicate": a record with this support_id was already stored (it is kept as it is).
+    Spooled rows are written later by a background drain (``controlplane.errors.drain``),
+    not by the request that happens to find the database back.
     """
-    global _last_replay_attempt
     try:
         inserted = get_store().write(row)
     except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
@@ -178,18 +179,16 @@ def save(row: dict[str, Any]) -> Saved:
             inserted = get_store().write(bare)
         except psycopg.Error as again:
             return _spool(bare, again)
-    # The database is back: drain what this process spooled while it was down.
-    now = time.monotonic()
-    if now - _last_replay_attempt > _REPLAY_EVERY_SECONDS and spool.spool_path().exists():
-        _last_replay_attempt = now
-        try:
-            replay_spool(max_rows=200)
-        except Exception:  # never fail the request that happened to trigger the drain
-            logger.exception("opportunistic error spool replay failed")
     return "stored" if inserted else "duplicate"
 
 
 # --- Replay ------------------------------------------------------------------------
+
+# A replay records its progress this often (rows, seconds): a replay killed midway
+# writes at most that many rows again (idempotent), never starts over.
+PROGRESS_EVERY_ROWS = 100
+PROGRESS_EVERY_SECONDS = 1.0
+_UNREACHABLE = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 @dataclass
@@ -197,55 +196,94 @@ class ReplayResult:
     inserted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    corrupt: int = 0
     remaining: int = 0
     busy: bool = False
+    stopped: bool = False  # at a connection failure: the database is still unreachable
 
 
-def replay_spool(store: Store | None = None, *, max_rows: int | None = None) -> ReplayResult:
+def replay_spool(
+    store: Store | None = None,
+    *,
+    max_rows: int | None = None,
+    files: spool.Spool | None = None,
+) -> ReplayResult:
     """Write spooled rows into the table, exactly once per support_id.
 
-    Rows the database refuses for good (not a connection problem) are set aside
-    as rejected instead of blocking the rest. Stops at the first connection
-    failure and keeps what is left.
+    Claimed files are read from their recorded offset and deleted once replayed, never
+    rewritten. Rows the database refuses for good (not a connection problem) are set
+    aside as rejected, lines that are not rows as corrupt, instead of blocking the rest.
+    Stops at the first connection failure (or after ``max_rows`` rows) and keeps what is
+    left for the next replay. ``files``: this machine's spool unless given.
     """
     store = store or get_store()
+    files = files or spool.current()
     result = ReplayResult()
-    with spool.replaying() as acquired:
+    with files.replaying() as acquired:
         if not acquired:
             result.busy = True
             return result
         budget = max_rows
-        for claimed in spool.claim():
-            lines = [line for line in claimed.read_text(encoding="utf-8").splitlines() if line]
-            done = 0
-            try:
-                for line in lines:
-                    if budget is not None and budget <= 0:
-                        break
-                    _replay_line(store, line, result)
-                    done += 1
-                    if budget is not None:
-                        budget -= 1
-            except psycopg.OperationalError as exc:
-                logger.warning("error spool replay stopped: database unreachable (%s)", exc)
-            left = lines[done:]
-            if left:
-                claimed.write_text("\n".join(left) + "\n", encoding="utf-8")
-                result.remaining += len(left)
-            else:
-                claimed.unlink()
+        for claimed in files.claim():
+            if result.stopped or budget == 0:
+                result.remaining += claimed.pending_rows()
+                continue
+            budget = _replay_file(store, files, claimed, result, budget)
     return result
 
 
-def _replay_line(store: Store, line: str, result: ReplayResult) -> None:
+def _replay_file(
+    store: Store,
+    files: spool.Spool,
+    claimed: spool.Claimed,
+    result: ReplayResult,
+    budget: int | None,
+) -> int | None:
+    """Replay one claimed file from its recorded offset; returns the row budget left."""
+    position = recorded = claimed.offset()
+    recorded_at, unrecorded, finished = time.monotonic(), 0, True
+    for raw, end in claimed.rows(position):
+        if budget == 0:
+            finished = False
+            break
+        try:
+            _replay_line(store, files, raw, result)
+        except _UNREACHABLE as exc:
+            logger.warning("error spool replay stopped: database unreachable (%s)", exc)
+            result.stopped, finished = True, False
+            break
+        position, unrecorded = end, unrecorded + 1
+        budget = None if budget is None else budget - 1
+        if (
+            unrecorded >= PROGRESS_EVERY_ROWS
+            or time.monotonic() - recorded_at > PROGRESS_EVERY_SECONDS
+        ):
+            claimed.record(position)
+            recorded, recorded_at, unrecorded = position, time.monotonic(), 0
+    if finished:
+        claimed.finish()
+        return budget
+    if position != recorded:
+        claimed.record(position)
+    result.remaining += claimed.pending_rows()
+    return budget
+
+
+def _replay_line(store: Store, files: spool.Spool, raw: bytes, result: ReplayResult) -> None:
+    row = spool.parse(raw)
+    if row is None:
+        if raw.strip():
+            logger.error("error spool line is not a row (kept as corrupt): %r", raw[:200])
+            files.keep_corrupt(raw)
+            result.corrupt += 1
+        return
     try:
-        row = json.loads(line)
         inserted = store.write(row)
-    except psycopg.OperationalError:
+    except _UNREACHABLE:
         raise
-    except (ValueError, psycopg.Error) as exc:
-        logger.error("error spool row rejected (%s): %s", exc, line[:200])
-        spool.reject(line)
+    except psycopg.Error as exc:
+        logger.error("error spool row rejected (%s): %r", exc, raw[:200])
+        files.keep_rejected(raw)
         result.rejected += 1
         return
     if inserted:

@@ -119,8 +119,16 @@ def providers() -> dict[str, Any]:
 
 
 def error_spool() -> dict[str, Any]:
-    backlog = spool.pending_count()
-    return {"status": DEGRADED if backlog else HEALTHY, "backlog": backlog}
+    """This machine's spool, from file sizes alone (the endpoint is unauthenticated: it
+    must not read the rows)."""
+    backlog = spool.backlog()
+    return {
+        "status": DEGRADED if backlog.bytes else HEALTHY,
+        "backlog_bytes": backlog.bytes,
+        "backlog_files": backlog.files,
+        "disk_bytes": backlog.disk_bytes,
+        "max_bytes": settings.ERROR_SPOOL_MAX_BYTES,
+    }
 
 
 def lookup_cache() -> dict[str, Any]:

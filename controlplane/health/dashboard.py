@@ -88,9 +88,10 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         )
     if health["checks"].get("workers", {}).get("clusters") == 0:
         problems.append("no worker cluster is running")
-    if health["checks"]["error_spool"]["backlog"]:
+    if health["checks"]["error_spool"]["backlog_bytes"]:
         problems.append(
-            f"{health['checks']['error_spool']['backlog']} error records waiting in the local spool"
+            f"{health['checks']['error_spool']['backlog_bytes']:,} bytes of error records "
+            "waiting in the local spool"
         )
     if health["checks"]["database"]["status"] != "healthy":
         problems.insert(0, "the database is unreachable")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,15 +13,6 @@ from controlplane.errors.models import ErrorGroup, ErrorRecord
 from tests.errors.helpers import assert_envelope, assert_resolves
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def dead_database() -> Iterator[None]:
-    """Point error writes at a server that does not exist (a real connection failure)."""
-    dead = store.Store({"host": "/nonexistent-socket-dir", "dbname": "x", "connect_timeout": 1})
-    old = store.set_store(dead)
-    yield
-    store.set_store(old)
 
 
 def _spooled_ids() -> list[str]:
@@ -87,13 +77,15 @@ def test_replay_keeps_rows_while_the_database_is_still_down(dead_database: None)
 
 
 def test_a_write_after_recovery_drains_the_spool_by_itself(dead_database: None) -> None:
-    from controlplane.errors import recording
+    from controlplane.errors import drain, recording
     from controlplane.errors.exceptions import InternalServerError
 
     spooled = recording.record_error(InternalServerError(technical_message="one"))
     store.set_store(store.Store())
-    store._last_replay_attempt = 0.0
+    drain.written_checked_at = 0.0
     recording.record_error(InternalServerError(technical_message="two"))
+    # In the background, not in the request that found the database back.
+    assert drain.drainer.wait_idle(timeout=10)
     assert ErrorRecord.objects.filter(support_id=spooled.support_id).exists()
     assert spool.pending_count() == 0
 

@@ -1,6 +1,6 @@
 """The fast subset of `make drills`, in the normal suite: bounded fuzzing, the security
-probes over HTTP, the abuse drill with fewer label and breaker floods, and a short
-worker-crash drill, against a real stack (gunicorn with
+probes over HTTP, the abuse drill with fewer label and breaker floods, a short
+worker-crash drill and a short spool-faults drill, against a real stack (gunicorn with
 2 workers + runworker) on a database of its own on the test server.
 
 The database-outage, flapping and load drills run in `make drills` only: the outage
@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from tests.reliability.drills import DrillResult, abuse, fuzz, security, worker_crash
+from tests.reliability.drills import (
+    DrillResult,
+    abuse,
+    fuzz,
+    security,
+    spool_faults,
+    worker_crash,
+)
 from tests.reliability.drills.stack import Stack, fresh_database
 
 pytestmark = pytest.mark.slow
@@ -56,3 +63,9 @@ def test_a_killed_worker_cluster_loses_no_job(stack: Stack) -> None:
     result = worker_crash.run(stack, jobs=12)
     assert_passed(result)
     assert result.figures["jobs_requeued_after_kill"] >= 1
+
+
+def test_a_full_disk_and_killed_replays_lose_no_spooled_record(stack: Stack) -> None:
+    result = spool_faults.run(stack, kills=3, rows=1000, seed=20261130)
+    assert_passed(result)
+    assert result.figures["efbig_logged"] > 0 and result.figures["kills_mid_replay"] >= 1

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import psycopg
 
 from tests.reliability.drills import DrillResult, envelope_of
 from tests.reliability.drills.stack import Stack
@@ -93,6 +94,28 @@ def classify(answer: Answer) -> str:
     if answer.status == 503 and envelope_of(answer.body):
         return "proper_503"
     return "unexplained"
+
+
+def seconds_until_in_table(
+    stack: Stack, support_ids: set[str], since: float, box: dict[str, float | None]
+) -> None:
+    """Poll (every 0.1 s, up to 90 s) until every one of ``support_ids`` is in the error
+    table; ``box["seconds"]``: how long after ``since`` that was (None: never)."""
+    box["seconds"] = None
+    wanted = sorted(support_ids)
+    while time.monotonic() < since + 90:
+        try:
+            with stack.connect() as conn:
+                (found,) = conn.execute(
+                    "SELECT count(*) FROM errors_errorrecord WHERE support_id = ANY(%s::uuid[])",
+                    [wanted],
+                ).fetchone()
+        except psycopg.Error:  # the server is still starting
+            found = -1
+        if found == len(wanted):
+            box["seconds"] = time.monotonic() - since
+            return
+        time.sleep(0.1)
 
 
 def support_ids_handed_out(answers: list[Answer]) -> set[str]:
@@ -169,6 +192,16 @@ def run(
     time.sleep(seconds)
     start()
     restarted = time.monotonic()
+    # The records spooled during the outage: how soon are they in the table?
+    with ledger.lock:
+        outage_ids = support_ids_handed_out([a for a in ledger.answers if a.at >= stopping])
+    spooled_box: dict[str, float | None] = {}
+    watcher = threading.Thread(
+        target=seconds_until_in_table,
+        args=(stack, outage_ids, restarted, spooled_box),
+        daemon=True,
+    )
+    watcher.start()
     # Load continues until every kind of request has succeeded again (bounded).
     endpoints = {request_mix(n)[0] for n in range(4)}
     recovered_at = None
@@ -186,6 +219,7 @@ def run(
     for thread in threads:
         thread.join(timeout=30)
 
+    watcher.join(timeout=95)
     answers = list(ledger.answers)
     kinds = Counter(classify(a) for a in answers)
     during = [a for a in answers if stopping <= a.at <= restarted]
@@ -219,6 +253,10 @@ def run(
             "support_ids_handed_out": len(support_ids),
             "support_ids_missing": len(missing_ids),
             "seconds_until_all_findable": round(audited - restarted, 1),
+            "outage_support_ids": len(outage_ids),
+            "seconds_until_outage_ids_in_table": (
+                round(spooled_box["seconds"], 2) if spooled_box.get("seconds") is not None else None
+            ),
             "by_endpoint_and_status": dict(
                 Counter(f"{a.endpoint} {a.status}" for a in answers).most_common()
             ),
