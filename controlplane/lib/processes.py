@@ -1,0 +1,101 @@
+"""Ending a whole process tree, including the parts that left its process group.
+
+Signalling a child's process group misses what matters most at shutdown: django-q2's
+sentinel calls ``setpgrp`` (so its monitor, pusher and workers are in a group of their
+own), and a process whose parent died is re-parented to init, out of anyone's tree.
+So a supervisor makes itself a *child subreaper* (Linux: orphans of its descendants
+are re-parented to it, not to init), keeps a snapshot of the tree, and at the end
+kills the snapshot plus whatever it finds under itself at that moment. psutil checks
+each pid against its start time, so a recycled pid is never hit.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import time
+from collections.abc import Iterable
+from contextlib import suppress
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
+def become_subreaper() -> bool:
+    """Keep orphaned descendants under this process (Linux); False where unsupported.
+
+    Such an orphan becomes this process's child, so someone must reap it when it exits:
+    :func:`kill_tree` does (``psutil.wait_procs``), and so does :func:`reap_orphans`.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants(pid: int | None = None) -> list[psutil.Process]:
+    """Every process under ``pid`` (default: this one), children first."""
+    try:
+        return psutil.Process(pid or os.getpid()).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def alive(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (a zombie has ended: it only waits to be reaped)."""
+    running = []
+    for process in processes:
+        with suppress(psutil.Error):
+            if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
+                running.append(process)
+    return running
+
+
+def kill_tree(
+    known: Iterable[psutil.Process] = (), *, root: int | None = None, wait_seconds: float = 3.0
+) -> list[psutil.Process]:
+    """SIGKILL ``known`` and every descendant of ``root`` (default: this process), again
+    until no new one appears (a fork racing the kill); wait up to ``wait_seconds`` for them
+    to go. Returns what was killed."""
+    killed: dict[int, psutil.Process] = {}
+    pending = [*known, *descendants(root)]
+    for _round in range(5):
+        fresh = [p for p in pending if p.pid not in killed and p.pid != os.getpid()]
+        if not fresh:
+            break
+        for process in fresh:
+            with suppress(psutil.Error):  # already gone, or a recycled pid
+                process.kill()
+            killed[process.pid] = process
+        pending = descendants(root)
+    psutil.wait_procs(list(killed.values()), timeout=wait_seconds)
+    return list(killed.values())
+
+
+def reap_orphans(keep: Iterable[int] = ()) -> None:
+    """Reap exited children this process adopted as a subreaper (not the ones in ``keep``,
+    whose owner, e.g. ``subprocess.Popen``, reads their exit status itself)."""
+    kept = set(keep)
+    for child in descendants():
+        with suppress(psutil.Error, ChildProcessError):
+            if (
+                child.pid not in kept
+                and child.ppid() == os.getpid()
+                and child.status() == psutil.STATUS_ZOMBIE
+            ):
+                os.waitpid(child.pid, os.WNOHANG)
+
+
+def wait_gone(processes: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` for every process to end; those still running."""
+    deadline = time.monotonic() + timeout
+    remaining = alive(processes)
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.05)
+        remaining = alive(remaining)
+    return remaining
