@@ -29,13 +29,14 @@ class DatabaseProxy:
         db = connection.settings_dict
         return cls(db["HOST"], db["PORT"]).start()
 
-    def url(self) -> str:
-        """The test database, through the proxy (TCP, so libpq must not try TLS or GSS)."""
+    def url(self, name: str | None = None) -> str:
+        """Database ``name`` (default: the test database) through the proxy (TCP, so libpq
+        must not try TLS or GSS)."""
         from django.db import connection
 
         db = connection.settings_dict
         return (
-            f"postgresql://{db['USER']}@127.0.0.1:{self.port}/{db['NAME']}"
+            f"postgresql://{db['USER']}@127.0.0.1:{self.port}/{name or db['NAME']}"
             "?sslmode=disable&gssencmode=disable"
         )
 
