@@ -12,15 +12,11 @@ each pid against its start time, so a recycled pid is never hit.
 from __future__ import annotations
 
 import ctypes
-import logging
 import os
-import time
 from collections.abc import Iterable
 from contextlib import suppress
 
 import psutil
-
-logger = logging.getLogger(__name__)
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
@@ -28,8 +24,9 @@ PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 def become_subreaper() -> bool:
     """Keep orphaned descendants under this process (Linux); False where unsupported.
 
-    Such an orphan becomes this process's child, so someone must reap it when it exits:
-    :func:`kill_tree` does (``psutil.wait_procs``), and so does :func:`reap_orphans`.
+    Such an orphan becomes this process's child: :func:`kill_tree` reaps what it kills
+    (``psutil.wait_procs``). The supervisors here stop as soon as a direct child dies, so
+    nothing adopted lingers as a zombie for long.
     """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -75,27 +72,3 @@ def kill_tree(
         pending = descendants(root)
     psutil.wait_procs(list(killed.values()), timeout=wait_seconds)
     return list(killed.values())
-
-
-def reap_orphans(keep: Iterable[int] = ()) -> None:
-    """Reap exited children this process adopted as a subreaper (not the ones in ``keep``,
-    whose owner, e.g. ``subprocess.Popen``, reads their exit status itself)."""
-    kept = set(keep)
-    for child in descendants():
-        with suppress(psutil.Error, ChildProcessError):
-            if (
-                child.pid not in kept
-                and child.ppid() == os.getpid()
-                and child.status() == psutil.STATUS_ZOMBIE
-            ):
-                os.waitpid(child.pid, os.WNOHANG)
-
-
-def wait_gone(processes: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait up to ``timeout`` for every process to end; those still running."""
-    deadline = time.monotonic() + timeout
-    remaining = alive(processes)
-    while remaining and time.monotonic() < deadline:
-        time.sleep(0.05)
-        remaining = alive(remaining)
-    return remaining
