@@ -51,8 +51,8 @@ logger = logging.getLogger("controlplane.jobs")
 T = TypeVar("T")
 
 # After the drain: re-queueing what was killed (one bounded database step).
-FINISH_SECONDS = 3.0
-# The watchdog's margin past the drain time (kill + re-queue + exit take ~5 s at most).
+FINISH_SECONDS = 2.0
+# The watchdog's margin past the drain time (kill + re-queue + exit take ~3 s at most).
 OVERRUN_SECONDS = 10.0
 
 
@@ -184,6 +184,7 @@ class Worker:
         self._start_watchdog(deadline + OVERRUN_SECONDS)
         tree = processes.descendants()  # now, before a dying sentinel can orphan anything
         runner.draining.set()  # no new claims in this cluster
+        self.maintenance_stop.set()  # other workers' housekeeping does not wait for us
         stopper = threading.Thread(
             target=self._stop_cluster, args=(cluster,), name="cluster-stop", daemon=True
         )
@@ -201,8 +202,7 @@ class Worker:
         if leftovers:
             logger.warning("drain time over; killing %d cluster process(es)", len(leftovers))
             processes.kill_tree(leftovers)
-        self.maintenance_stop.set()
-        maintenance.join(timeout=1.0)
+        maintenance.join(timeout=0.5)  # one stuck on a hung database is left behind
         _bounded(
             "re-queueing the jobs of killed handlers (if this fails, their leases run out "
             "and any worker re-queues them as worker_lost)",

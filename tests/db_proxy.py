@@ -2,7 +2,8 @@
 
 Child processes get a DATABASE_URL pointing at the proxy. ``stop()`` closes every
 connection through it and refuses new ones, which is what a client sees when the
-server stops; ``start()`` takes connections again, on the same port.
+server stops. ``hang()`` keeps every connection open and accepts new ones, but
+nothing goes through any more: a server (or a network) that stopped answering.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class DatabaseProxy:
         self.server: socket.socket | None = None
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
+        self.hung = threading.Event()
 
     @classmethod
     def for_test_database(cls) -> DatabaseProxy:
@@ -64,12 +66,20 @@ class DatabaseProxy:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
 
+    def hang(self) -> None:
+        """Nothing goes through any more; connections stay open, new ones are accepted."""
+        self.hung.set()
+
     def _accept(self, server: socket.socket) -> None:
         while True:
             try:
                 client, _ = server.accept()
             except OSError:
                 return  # stopped
+            if self.hung.is_set():
+                with self.lock:
+                    self.open.add(client)  # never answered
+                continue
             upstream = socket.socket(socket.AF_UNIX)
             try:
                 upstream.connect(self.target)
@@ -88,7 +98,8 @@ class DatabaseProxy:
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
             while data := source.recv(65536):
-                sink.sendall(data)
+                if not self.hung.is_set():
+                    sink.sendall(data)
         except OSError:
             pass
         finally:

@@ -49,9 +49,11 @@ def stop_and_time(worker: Any, every_process: bool = False) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.parametrize("outage", ["stopped", "hung"])
 def test_sigterm_with_the_database_down_ends_every_process_in_bounded_time(
-    start_worker: Any, leftovers: list[psutil.Process]
+    outage: str, start_worker: Any, leftovers: list[psutil.Process]
 ) -> None:
+    """Stopped: every query fails at once. Hung: nothing answers, not even a connect."""
     with DatabaseProxy.for_test_database() as database:
         worker = start_worker(
             stuck_kinds.__name__, DATABASE_URL=database.url(), JOB_DRAIN_SECONDS=str(DRAIN)
@@ -59,9 +61,13 @@ def test_sigterm_with_the_database_down_ends_every_process_in_bounded_time(
         job = create_job(kind="test.stuck_in_c", payload={})[0]
         wait_status(job.id, {"running"})
         leftovers += worker.tree()
-        database.stop()
+        if outage == "stopped":
+            database.stop()
+        else:
+            database.hang()
         seconds = stop_and_time(worker)
     assert worker.proc.returncode is not None, "still running:\n" + worker.output()[-2500:]
+    print(f"stopped in {seconds:.1f} s")
     assert seconds < BOUND, worker.output()
     assert alive(leftovers) == [], worker.output()
     assert "going on without it" in worker.output()
