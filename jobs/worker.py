@@ -200,7 +200,11 @@ class Worker:
         stopper.join(max(0.0, deadline - time.monotonic()))
         leftovers = processes.alive([*tree, *processes.descendants()])
         if leftovers:
-            logger.warning("drain time over; killing %d cluster process(es)", len(leftovers))
+            logger.warning(
+                "%s; killing %d cluster process(es)",
+                "drain time over" if stopper.is_alive() else "the cluster stopped",
+                len(leftovers),
+            )
             processes.kill_tree(leftovers)
         maintenance.join(timeout=0.5)  # one stuck on a hung database is left behind
         _bounded(

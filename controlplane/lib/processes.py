@@ -44,13 +44,13 @@ def descendants(pid: int | None = None) -> list[psutil.Process]:
 
 
 def alive(processes: Iterable[psutil.Process]) -> list[psutil.Process]:
-    """Those still running (a zombie has ended: it only waits to be reaped)."""
-    running = []
+    """Those still running, each once (a zombie has ended: it only waits to be reaped)."""
+    running: dict[int, psutil.Process] = {}
     for process in processes:
         with suppress(psutil.Error):
             if process.is_running() and process.status() != psutil.STATUS_ZOMBIE:
-                running.append(process)
-    return running
+                running.setdefault(process.pid, process)
+    return list(running.values())
 
 
 def kill_tree(

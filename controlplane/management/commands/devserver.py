@@ -109,18 +109,22 @@ class Command(BaseCommand):
         def spawn(command: list[str]) -> subprocess.Popen:
             return subprocess.Popen(command, cwd=settings.BASE_DIR, env=env, start_new_session=True)
 
-        children = {"web": spawn(web), "worker": spawn([*manage, "runworker"])}
         stopping = False
 
         def request_stop(signum: int, frame: Any) -> None:
             nonlocal stopping
             stopping = True
 
+        # Before the first child exists: a Ctrl-C from now on stops whatever was started.
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
+        children: dict[str, subprocess.Popen] = {}
         try:
-            self._wait_until_up(host, port, children)
-            self._print_banner(host, port, logins)
+            children["web"] = spawn(web)
+            children["worker"] = spawn([*manage, "runworker"])
+            self._wait_until_up(host, port, children, lambda: stopping)
+            if not stopping:
+                self._print_banner(host, port, logins)
             while not stopping:
                 for name, child in children.items():
                     if child.poll() is None:
@@ -147,9 +151,17 @@ class Command(BaseCommand):
         while not stopping() and _source_stamp(settings.BASE_DIR) == stamp:
             time.sleep(1.0)
 
-    def _wait_until_up(self, host: str, port: int, children: dict[str, subprocess.Popen]) -> None:
+    def _wait_until_up(
+        self,
+        host: str,
+        port: int,
+        children: dict[str, subprocess.Popen],
+        stopping: Callable[[], bool],
+    ) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if stopping():
+                return
             if children["web"].poll() is not None:
                 raise CommandError("the web server failed to start; see its output above")
             try:
