@@ -14,9 +14,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
-## run: start embedded Postgres, migrate, load demo data, web on 127.0.0.1:8000 + worker
+## run: start embedded Postgres, migrate, load demo data, web (gunicorn, reloading) on
+## 127.0.0.1:8000 + worker; RUN_ARGS are devserver's (--port 8123, --web-workers 2, --no-demo)
 run: $(STAMP)
-	$(PY) manage.py devserver
+	$(PY) manage.py devserver $(RUN_ARGS)
 
 ## test: the whole pytest suite against real PostgreSQL (embedded unless DATABASE_URL is set)
 test: $(STAMP) chromium

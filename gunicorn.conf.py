@@ -1,4 +1,5 @@
-"""gunicorn settings, read from the working directory by every `gunicorn` started here.
+"""gunicorn settings, read from the working directory by every gunicorn started here
+(`make run` passes this file explicitly).
 
 gunicorn answers a request line longer than `limit_request_line` itself, with an
 HTML 414 that never reaches Django (so no error envelope, no support_id). The
@@ -8,4 +9,24 @@ the fuzz drill sent one. 8,190 is gunicorn's maximum. Put the same or a lower
 limit on the proxy in front, so the proxy refuses first.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 limit_request_line = 8190
+
+# How long a fresh worker waits for its change listener before taking requests.
+LISTEN_WAIT_SECONDS = 3.0
+
+
+def post_worker_init(worker: Any) -> None:
+    """Before a worker's first request: listen for changes to the per-process caches, so
+    they serve hits from the start (and not only once a request happened to start the
+    listener). The database down at boot delays the worker by LISTEN_WAIT_SECONDS only."""
+    from controlplane.startup import listen_for_changes
+
+    if not listen_for_changes(LISTEN_WAIT_SECONDS):
+        worker.log.warning(
+            "not listening for cache invalidations yet (database unreachable?); "
+            "caches are bypassed until the listener connects"
+        )

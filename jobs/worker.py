@@ -1,14 +1,29 @@
-"""`manage.py runworker`: the django-q2 cluster, job maintenance, and a shutdown that never hangs.
+"""`manage.py runworker`: the django-q2 cluster, job maintenance, and a shutdown that always ends.
 
 - The cluster runs in its own process group, so a terminal's Ctrl-C or a
   supervisor's group SIGTERM reaches only this process, which drains in order.
 - A maintenance thread times out overdue jobs, recovers jobs of lost workers
   and dispatches due retries every JOB_MAINTENANCE_SECONDS.
 - On SIGTERM/SIGINT: stop taking jobs (a shared flag the workers check before
-  claiming), ask this worker's running jobs to stop (their next checkpoint
-  raises), give the cluster JOB_DRAIN_SECONDS to finish, then kill whatever is
-  left and re-queue or fail its jobs with ``worker_shutdown``. Exits within
-  drain + a few seconds, always.
+  claiming), stop the cluster and ask this worker's running jobs to stop (their
+  next checkpoint raises), give them JOB_DRAIN_SECONDS, then SIGKILL every
+  process left under runworker and re-queue or fail their jobs with
+  ``worker_shutdown``. Exits within drain + a few seconds, always:
+  - every database step of the drain is bounded and may fail (the database may
+    be what is down, or hung); the drain goes on without it, and jobs it could
+    not hand back keep their lease, so any worker recovers them when it runs
+    out (``worker_lost``);
+  - the kill reaches the whole tree, not a process group: runworker is a child
+    subreaper, so a worker orphaned by a dead sentinel is still its descendant;
+  - a watchdog ends runworker if the shutdown overruns anyway.
+
+Workers stuck in C code. The workers block SIGTERM (a supervisor signalling every
+process must not kill handlers mid-job: runworker drains them), and a handler stuck
+in C code never returns to the interpreter, so neither a checkpoint nor django-q2's
+SIGALRM timeout can stop it. Both places that must end such a worker use SIGKILL:
+the drain (above), and the sentinel's guard when a worker passes its task's time
+limit (job timeout + JOB_TIMEOUT_GRACE_SECONDS), where django-q2 would send the
+SIGTERM the worker blocks and leave it running.
 """
 
 from __future__ import annotations
@@ -20,19 +35,42 @@ import signal
 import socket
 import threading
 import time
-from contextlib import suppress
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import psutil
 from django.conf import settings
 from django.db import connection
 from django_q.brokers import get_broker
 from django_q.cluster import Cluster, Sentinel
 
+from controlplane.lib import processes
 from jobs import lifecycle, runner
 from jobs.maintenance import run_maintenance
 
 logger = logging.getLogger("controlplane.jobs")
+T = TypeVar("T")
+
+# After the drain: re-queueing what was killed (one bounded database step).
+FINISH_SECONDS = 2.0
+# The watchdog's margin past the drain time (kill + re-queue + exit take ~3 s at most).
+OVERRUN_SECONDS = 10.0
+
+
+class _Sentinel(Sentinel):
+    def reincarnate(self, process: Any) -> None:
+        """django-q2 replaces a worker past its time limit with SIGTERM, which our workers
+        block; SIGKILL ends it even when its handler is stuck in C code."""
+        if process in self.pool and process.timer.value == 0 and process.is_alive():
+            process.join(1.0)  # one that raised its own timeout is on its way out
+            if process.is_alive():
+                logger.warning(
+                    "worker process %s is past its time limit and does not return to Python "
+                    "(stuck in C code?); killing it",
+                    process.pid,
+                )
+                process.kill()
+                process.join(1.0)
+        super().reincarnate(process)
 
 
 def _sentinel_in_own_group(stop_event: Any, *args: Any) -> None:
@@ -55,7 +93,7 @@ def _sentinel_in_own_group(stop_event: Any, *args: Any) -> None:
             time.sleep(1.0)
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    Sentinel(stop_event, *args)
+    _Sentinel(stop_event, *args)
 
 
 class _Cluster(Cluster):
@@ -70,17 +108,38 @@ class _Cluster(Cluster):
             q_cluster.Sentinel = original  # type: ignore[misc]
 
 
+def _bounded(what: str, work: Callable[[], T], deadline: float) -> T | None:
+    """Run one database step of the shutdown in a thread, waiting for it until ``deadline``.
+
+    The database may be down (the step fails at once) or hung (it never answers); either
+    way the shutdown goes on without it. None when the step did not complete."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except Exception as exc:
+            outcome["error"] = exc
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=f"drain: {what}", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        logger.warning("%s: no answer from the database in time; going on without it", what)
+        return None
+    if "error" in outcome:
+        logger.warning("%s failed (%s); going on without it", what, outcome["error"])
+        return None
+    return outcome.get("value")
+
+
 class Worker:
     def __init__(self) -> None:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.stop_requested = threading.Event()
         self.maintenance_stop = threading.Event()
-
-    def _descendants(self) -> list[psutil.Process]:
-        try:
-            return psutil.Process(os.getpid()).children(recursive=True)
-        except psutil.Error:
-            return []
 
     def _maintenance_loop(self) -> None:
         try:
@@ -96,6 +155,7 @@ class Worker:
     def run(self) -> int:
         os.environ[runner.WORKER_ENV] = self.worker_id
         runner.draining = multiprocessing.get_context("fork").Event()
+        processes.become_subreaper()  # orphans of a dead sentinel stay ours to end
         cluster = _Cluster(get_broker())
         # Cluster.__init__ installed handlers that call stop() and join; ours drain instead.
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -121,25 +181,53 @@ class Worker:
     def _drain(self, cluster: _Cluster, maintenance: threading.Thread) -> int:
         started = time.monotonic()
         deadline = started + settings.JOB_DRAIN_SECONDS
+        self._start_watchdog(deadline + OVERRUN_SECONDS)
+        tree = processes.descendants()  # now, before a dying sentinel can orphan anything
         runner.draining.set()  # no new claims in this cluster
-        prefix = f"{self.worker_id}/%"
-        asked = lifecycle.execute(lifecycle.REQUEST_SHUTDOWN, {"prefix": prefix})
-        logger.info("asked %d running job(s) to stop at their next checkpoint", len(asked))
-        stopper = threading.Thread(target=self._stop_cluster, args=(cluster,), daemon=True)
+        self.maintenance_stop.set()  # other workers' housekeeping does not wait for us
+        stopper = threading.Thread(
+            target=self._stop_cluster, args=(cluster,), name="cluster-stop", daemon=True
+        )
         stopper.start()
+        prefix = f"{self.worker_id}/%"
+        asked = _bounded(
+            "asking running jobs to stop",
+            lambda: lifecycle.execute(lifecycle.REQUEST_SHUTDOWN, {"prefix": prefix}),
+            deadline,
+        )
+        if asked is not None:
+            logger.info("asked %d running job(s) to stop at their next checkpoint", len(asked))
         stopper.join(max(0.0, deadline - time.monotonic()))
-        if stopper.is_alive():
-            leftovers = self._descendants()
-            logger.warning("drain time over; killing %d cluster process(es)", len(leftovers))
-            for process in leftovers:
-                with suppress(psutil.Error):  # already gone
-                    process.kill()
-            psutil.wait_procs(leftovers, timeout=3)
-        self.maintenance_stop.set()
-        maintenance.join(timeout=3)
-        self._finish_abandoned(prefix)
+        leftovers = processes.alive([*tree, *processes.descendants()])
+        if leftovers:
+            logger.warning(
+                "%s; killing %d cluster process(es)",
+                "drain time over" if stopper.is_alive() else "the cluster stopped",
+                len(leftovers),
+            )
+            processes.kill_tree(leftovers)
+        maintenance.join(timeout=0.5)  # one stuck on a hung database is left behind
+        _bounded(
+            "re-queueing the jobs of killed handlers (if this fails, their leases run out "
+            "and any worker re-queues them as worker_lost)",
+            lambda: self._finish_abandoned(prefix),
+            time.monotonic() + FINISH_SECONDS,
+        )
         logger.info("worker %s stopped after %.1f s", self.worker_id, time.monotonic() - started)
         return 0
+
+    def _start_watchdog(self, at: float) -> None:
+        """The last resort: whatever hangs (a bug, a C call), the process ends at ``at``."""
+
+        def watch() -> None:
+            time.sleep(max(0.0, at - time.monotonic()))
+            logger.error(
+                "worker %s: shutdown overran its bound; killing and exiting", self.worker_id
+            )
+            processes.kill_tree(wait_seconds=1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, name="shutdown-watchdog", daemon=True).start()
 
     def _stop_cluster(self, cluster: _Cluster) -> None:
         try:
@@ -147,8 +235,9 @@ class Worker:
         except Exception:
             logger.exception("stopping the django-q2 cluster failed")
 
-    def _finish_abandoned(self, prefix: str) -> None:
+    def _finish_abandoned(self, prefix: str) -> int:
         """Jobs this worker still holds (killed mid-drain): re-queue or fail them now."""
-        for row in lifecycle.execute(lifecycle.MINE_STILL_RUNNING, {"prefix": prefix}):
+        rows = lifecycle.execute(lifecycle.MINE_STILL_RUNNING, {"prefix": prefix})
+        for row in rows:
             runner.finish_interrupted(row["id"], row["claim_id"], row["kind"])
-        connection.close()
+        return len(rows)

@@ -45,7 +45,7 @@ def django_child_env(**overrides: str) -> dict[str, str]:
     db = connection.settings_dict
     url = f"postgresql://{db['USER']}:@/{db['NAME']}?host={db['HOST']}"
     return subprocess_env(
-        DATABASE_URL=url, DJANGO_SETTINGS_MODULE="controlplane.settings", **overrides
+        **{"DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "controlplane.settings", **overrides}
     )
 
 

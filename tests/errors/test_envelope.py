@@ -78,6 +78,46 @@ def test_unknown_api_url(client_user: Any, support_user: Any, api_as: Any, clien
     assert_resolves(sid, support_user, client)
 
 
+@pytest.mark.parametrize("debug", [False, True], ids=["debug-off", "debug-on"])
+def test_every_unknown_api_path_answers_the_envelope(
+    debug: bool, settings: Any, client_user: Any, support_user: Any, api_as: Any, client: Any
+) -> None:
+    """Also with DEBUG on (`make run`), where Django would show its HTML debug page; also
+    without a token and for any method (a 404, not a 401 or a CSRF failure)."""
+    settings.DEBUG = debug
+    answers = [
+        api_as(client_user).get("/api/v1/no-such-thing/"),
+        api_as(client_user).delete("/api/v1/jobs/not-a-uuid/"),
+        APIClient().get("/api/no-such-version/"),
+        APIClient().post("/api/v1/no-such-thing/", {"a": 1}, format="json"),
+    ]
+    support_ids = [assert_envelope(answer, 404, "NOT_FOUND") for answer in answers]
+    for sid in support_ids:
+        assert_resolves(sid, support_user, client)
+
+
+def test_with_debug_on_405_and_500_answer_the_envelope(
+    settings: Any, client_user: Any, support_user: Any, api_as: Any, client: Any
+) -> None:
+    settings.DEBUG = True
+    api = api_as(client_user)
+    wrong_method = assert_envelope(api.put("/api/v1/errors/", {}), 405, "METHOD_NOT_ALLOWED")
+    crash = api.get("/api/v1/test/boom/")
+    assert "secret internals" not in crash.content.decode()
+    for sid in (wrong_method, assert_envelope(crash, 500, "INTERNAL_ERROR")):
+        assert_resolves(sid, support_user, client)
+
+
+def test_an_api_path_without_its_trailing_slash(client_user: Any, api_as: Any) -> None:
+    """GET is redirected, as everywhere on the site; other methods get the 404 envelope
+    (a redirect would lose their body)."""
+    api = api_as(client_user)
+    moved = api.get("/api/v1/lookups/stats?x=1")
+    assert (moved.status_code, moved["Location"]) == (301, "/api/v1/lookups/stats/?x=1")
+    assert_envelope(api.post("/api/v1/errors", {"code": "X"}, format="json"), 404, "NOT_FOUND")
+    assert_envelope(api.get("/api/v1/no-such-thing"), 404, "NOT_FOUND")
+
+
 def test_malformed_json(client_user: Any, support_user: Any, api_as: Any, client: Any) -> None:
     response = api_as(client_user).post(
         "/api/v1/errors/", data='{"code": ', content_type="application/json"

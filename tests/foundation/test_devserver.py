@@ -1,20 +1,27 @@
-"""`make run`'s supervisor, end to end: web + worker up, demo logins work, Ctrl-C stops all."""
+"""`make run`'s supervisor, end to end: web + worker up, demo logins work, the web behaves
+as in production (gunicorn: lookup cache, error envelope), Ctrl-C stops every process."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 import psycopg
 import pytest
 from django.conf import settings
 from psycopg import sql
 
+from controlplane.lib.processes import alive
 from tests.conftest import PYTHON, REPO, free_port, subprocess_env
+from tests.db_proxy import DatabaseProxy
 
 
 @pytest.fixture
@@ -63,11 +70,21 @@ def _cluster_statuses(env: dict[str, str]) -> list[str]:
     return result.stdout.split()
 
 
-@pytest.mark.slow
-def test_it_runs_web_and_worker_and_stops_on_ctrl_c(scratch_database_url: str) -> None:
-    port = free_port()
-    env = subprocess_env(DATABASE_URL=scratch_database_url)
-    proc = subprocess.Popen(
+def _env(database_url: str, folder: Path, **overrides: str) -> dict[str, str]:
+    """What `make run` runs with (development, DEBUG on), with files of its own: devserver
+    empties its metrics folder, which must not be this test run's."""
+    return subprocess_env(
+        DATABASE_URL=database_url,
+        ENVIRONMENT="development",
+        DEBUG="true",
+        PROMETHEUS_MULTIPROC_DIR=str(folder / "prometheus"),
+        ERROR_SPOOL_PATH=str(folder / "error-spool.jsonl"),
+        **overrides,
+    )
+
+
+def _start(port: int, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
         [PYTHON, "manage.py", "devserver", "--port", str(port)],
         cwd=REPO,
         env=env,
@@ -75,14 +92,62 @@ def test_it_runs_web_and_worker_and_stops_on_ctrl_c(scratch_database_url: str) -
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def _token(banner: str, user: str, group: str) -> str:
+    return re.search(rf"{user}\s+demo\s+{group}\s+([0-9a-f]{{40}})", banner).group(1)
+
+
+def _tree(proc: subprocess.Popen) -> list[psutil.Process]:
+    root = psutil.Process(proc.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _kill_leftovers(processes: list[psutil.Process]) -> None:
+    for process in alive(processes):
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+
+
+@pytest.mark.slow
+def test_it_runs_web_and_worker_and_stops_on_ctrl_c(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = _env(scratch_database_url, tmp_path)
+    proc = _start(port, env)
+    tree: list[psutil.Process] = []
     try:
         banner = _wait_for_banner(proc, timeout=90)
         base = f"http://127.0.0.1:{port}"
         assert f"Admin: {base}/admin/" in banner
-        client_token = re.search(r"demo-client\s+demo\s+clients\s+([0-9a-f]{40})", banner).group(1)
+        client_token = _token(banner, "demo-client", "clients")
+        as_client = {"Authorization": f"Token {client_token}"}
 
-        api = httpx.get(f"{base}/api/v1/", headers={"Authorization": f"Token {client_token}"})
+        api = httpx.get(f"{base}/api/v1/", headers=as_client)
         assert api.status_code == 200
+        assert api.headers["Server"] == "gunicorn"  # what production runs
+
+        # The lookup cache serves the second of two identical lookups, from the start.
+        sources = [
+            httpx.get(f"{base}/api/v1/lookups/wall-painting/", headers=as_client).json()["source"]
+            for _ in range(2)
+        ]
+        assert sources == ["db", "cache"]
+
+        # An unknown API path answers the error envelope (DEBUG is on), and its id resolves.
+        missing = httpx.get(f"{base}/api/v1/no-such/")
+        assert missing.status_code == 404
+        error = missing.json()["error"]
+        assert error["code"] == "NOT_FOUND"
+        as_support = {"Authorization": f"Token {_token(banner, 'demo-support', 'support')}"}
+        record = httpx.get(f"{base}/api/v1/errors/{error['support_id']}/", headers=as_support)
+        assert record.status_code == 200
+        assert record.json()["record"]["request_path"] == "/api/v1/no-such/"
+
+        # The admin's static files are served in development.
+        css = httpx.get(f"{base}/static/admin/css/base.css")
+        assert css.status_code == 200 and css.headers["Content-Type"].startswith("text/css")
 
         with httpx.Client(base_url=base) as browser:
             browser.get("/admin/login/")
@@ -107,10 +172,43 @@ def test_it_runs_web_and_worker_and_stops_on_ctrl_c(scratch_database_url: str) -
         assert statuses
         assert set(statuses) <= {"Idle", "Working", "Starting"}, statuses
     finally:
+        tree = _tree(proc)
         proc.send_signal(signal.SIGINT)
         started = time.monotonic()
         out, _ = proc.communicate(timeout=30)
         stop_seconds = time.monotonic() - started
+        _kill_leftovers(tree)
     assert proc.returncode == 0, out
     assert "Stopped." in out
     assert stop_seconds < 15
+    assert len(tree) >= 7  # devserver, gunicorn + worker, runworker + sentinel + 4 children
+    assert alive(tree) == [], out
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_the_database_down_ends_every_process(
+    scratch_database_url: str, tmp_path: Path
+) -> None:
+    """The worker's drain cannot reach the database; Ctrl-C still ends every process of
+    the tree, the cluster's own process group included, within the drain time + a few s."""
+    drain = 3
+    port = free_port()
+    with DatabaseProxy.for_test_database() as database:
+        url = database.url(urlsplit(scratch_database_url).path.lstrip("/"))
+        proc = _start(port, _env(url, tmp_path, JOB_DRAIN_SECONDS=str(drain)))
+        tree: list[psutil.Process] = []
+        try:
+            _wait_for_banner(proc, timeout=90)
+            tree = _tree(proc)
+            database.stop()
+            proc.send_signal(signal.SIGINT)
+            started = time.monotonic()
+            out, _ = proc.communicate(timeout=60)
+            stop_seconds = time.monotonic() - started
+        finally:
+            _kill_leftovers(tree)
+            if proc.poll() is None:
+                proc.kill()
+    assert alive(tree) == [], out
+    assert stop_seconds < drain + 7, out
+    assert "Stopped." in out

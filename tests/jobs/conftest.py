@@ -34,11 +34,21 @@ def clean_jobs(transactional_db: Any) -> None:
         )
 
 
+# runworker with extra job kinds registered first (a test-only module of handlers).
+RUNWORKER_WITH = (
+    "import django; django.setup(); import importlib; importlib.import_module({module!r}); "
+    "from django.core.management import call_command; call_command('runworker')"
+)
+
+
 class WorkerProcess:
-    def __init__(self, **overrides: str) -> None:
+    def __init__(self, kinds_module: str | None = None, **overrides: str) -> None:
         self.log = tempfile.TemporaryFile("w+")  # noqa: SIM115 -- closed in stop()
+        command = [PYTHON, "manage.py", "runworker"]
+        if kinds_module:
+            command = [PYTHON, "-c", RUNWORKER_WITH.format(module=kinds_module)]
         self.proc = subprocess.Popen(
-            [PYTHON, "manage.py", "runworker"],
+            command,
             cwd=REPO,
             env=django_child_env(**{**WORKER_SETTINGS, **overrides}),
             stdout=self.log,
@@ -81,8 +91,8 @@ class WorkerProcess:
 def start_worker(clean_jobs: None) -> Iterator[Callable[..., WorkerProcess]]:
     workers: list[WorkerProcess] = []
 
-    def start(**overrides: str) -> WorkerProcess:
-        worker = WorkerProcess(**overrides)
+    def start(kinds_module: str | None = None, **overrides: str) -> WorkerProcess:
+        worker = WorkerProcess(kinds_module, **overrides)
         workers.append(worker)
         return worker
 
