@@ -1,9 +1,12 @@
-"""A database a test can stop: a TCP front for the test server's Unix socket.
+"""A database a test or a drill can stop or hang: a TCP front for a server's Unix socket.
 
 Child processes get a DATABASE_URL pointing at the proxy. ``stop()`` closes every
 connection through it and refuses new ones, which is what a client sees when the
 server stops. ``hang()`` keeps every connection open and accepts new ones, but
-nothing goes through any more: a server (or a network) that stopped answering.
+no byte moves in either direction until ``resume()``: a network that drops
+packets (a failover, a NAT table flush, a cut cable). The kernel still
+acknowledges what the client sends, so TCP keepalives and ``tcp_user_timeout``
+never fire: only a client-side deadline notices.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ from typing import Any
 
 
 class DatabaseProxy:
-    def __init__(self, socket_folder: str, server_port: str = "") -> None:
+    def __init__(self, socket_folder: str, server_port: str | int = "") -> None:
         self.target = os.path.join(socket_folder, f".s.PGSQL.{server_port or 5432}")
         self.port = 0
         self.server: socket.socket | None = None
         self.open: set[socket.socket] = set()
         self.lock = threading.Lock()
-        self.hung = threading.Event()
+        self.flowing = threading.Event()
+        self.flowing.set()
 
     @classmethod
     def for_test_database(cls) -> DatabaseProxy:
@@ -32,14 +36,16 @@ class DatabaseProxy:
         return cls(db["HOST"], db["PORT"]).start()
 
     def url(self, name: str | None = None) -> str:
-        """Database ``name`` (default: the test database) through the proxy (TCP, so libpq
-        must not try TLS or GSS)."""
+        """Database ``name`` (default: the test database) through the proxy."""
         from django.db import connection
 
         db = connection.settings_dict
+        return self.url_for(db["USER"], name or db["NAME"])
+
+    def url_for(self, user: str, name: str) -> str:
+        # TCP, so libpq must not try TLS or GSS first.
         return (
-            f"postgresql://{db['USER']}@127.0.0.1:{self.port}/{name or db['NAME']}"
-            "?sslmode=disable&gssencmode=disable"
+            f"postgresql://{user}@127.0.0.1:{self.port}/{name}?sslmode=disable&gssencmode=disable"
         )
 
     def start(self) -> DatabaseProxy:
@@ -61,6 +67,7 @@ class DatabaseProxy:
             server.close()
         with self.lock:
             doomed, self.open = self.open, set()
+        self.flowing.set()  # let waiting threads see that it stopped
         for sock in doomed:
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
@@ -68,7 +75,11 @@ class DatabaseProxy:
 
     def hang(self) -> None:
         """Nothing goes through any more; connections stay open, new ones are accepted."""
-        self.hung.set()
+        self.flowing.clear()
+
+    def resume(self) -> None:
+        """The network is back: what waited goes through, in order."""
+        self.flowing.set()
 
     def _accept(self, server: socket.socket) -> None:
         while True:
@@ -76,30 +87,36 @@ class DatabaseProxy:
                 client, _ = server.accept()
             except OSError:
                 return  # stopped
-            if self.hung.is_set():
-                with self.lock:
-                    self.open.add(client)  # never answered
-                continue
-            upstream = socket.socket(socket.AF_UNIX)
-            try:
-                upstream.connect(self.target)
-            except OSError:
-                client.close()
-                continue
             with self.lock:
-                if self.server is not server:  # stopped meanwhile
-                    client.close()
-                    upstream.close()
-                    return
-                self.open |= {client, upstream}
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+                self.open.add(client)
+            threading.Thread(target=self._connect, args=(server, client), daemon=True).start()
+
+    def _connect(self, server: socket.socket, client: socket.socket) -> None:
+        self.flowing.wait()
+        upstream = socket.socket(socket.AF_UNIX)
+        try:
+            upstream.connect(self.target)
+        except OSError:
+            client.close()
+            return
+        with self.lock:
+            if self.server is not server:  # stopped meanwhile
+                client.close()
+                upstream.close()
+                return
+            self.open.add(upstream)
+        for source, sink in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
-            while data := source.recv(65536):
-                if not self.hung.is_set():
-                    sink.sendall(data)
+            while True:
+                self.flowing.wait()
+                data = source.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait()  # read as the network went: hold it until it is back
+                sink.sendall(data)
         except OSError:
             pass
         finally:

@@ -2,7 +2,7 @@
 query fails fast instead of waiting for TCP to give up (~15 minutes).
 
 A child Django process reaches the test database through a TCP proxy that stops
-forwarding without closing anything (tests/reliability/drills/_blackhole_proxy.py).
+forwarding without closing anything (tests/db_proxy.py).
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from django.db import connection
 
 from tests.conftest import PYTHON, REPO, subprocess_env
-from tests.reliability.drills._blackhole_proxy import BlackholeProxy
+from tests.db_proxy import DatabaseProxy
 
 CHILD = r"""
 import json, sys, threading, time
@@ -95,10 +94,9 @@ def _read(child: subprocess.Popen) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.django_db
 def test_it_notices_a_blackholed_database_and_fails_fast_until_it_returns() -> None:
-    db = connection.settings_dict
-    proxy = BlackholeProxy(f"{db['HOST']}/.s.PGSQL.{db['PORT'] or 5432}").start()
+    proxy = DatabaseProxy.for_test_database()
     env = subprocess_env(
-        DATABASE_URL=proxy.url(db["USER"], db["NAME"]),
+        DATABASE_URL=proxy.url(),
         DJANGO_SETTINGS_MODULE="controlplane.settings",
         ENVIRONMENT="test",
         DB_PING_SECONDS="1",
@@ -115,11 +113,11 @@ def test_it_notices_a_blackholed_database_and_fails_fast_until_it_returns() -> N
     )
     try:
         assert _read(child) == {"ready": True}
-        proxy.blackhole(True)
+        proxy.hang()
         child.stdin.write("cut\n")
         child.stdin.flush()
         cut = _read(child)
-        proxy.blackhole(False)
+        proxy.resume()
         child.stdin.write("back\n")
         child.stdin.flush()
         back = _read(child)
@@ -144,10 +142,9 @@ def test_the_proxy_forwards_until_told_not_to() -> None:
     """The test above is only meaningful if the proxy really passes traffic normally."""
     import psycopg
 
-    db = connection.settings_dict
-    proxy = BlackholeProxy(f"{db['HOST']}/.s.PGSQL.{db['PORT'] or 5432}").start()
+    proxy = DatabaseProxy.for_test_database()
     try:
-        url = proxy.url(db["USER"], "postgres")
+        url = proxy.url("postgres")
         assert urlsplit(url).hostname == "127.0.0.1"
         with psycopg.connect(url, connect_timeout=5) as conn:
             assert conn.execute("SELECT 41 + 1").fetchone() == (42,)

@@ -1,7 +1,7 @@
 """Database blackhole: the network to PostgreSQL drops everything without closing anything.
 
 A second web + worker pair reaches the drills' database through a TCP proxy on
-127.0.0.1 (``_blackhole_proxy``) that, for ``seconds``, stops forwarding in both
+127.0.0.1 (``tests/db_proxy.py``) that, for ``seconds``, stops forwarding in both
 directions while keeping every connection open: no RST, no FIN, and the kernel
 acknowledges what the service sends, so only the service's own deadlines notice.
 
@@ -27,8 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tests.db_proxy import DatabaseProxy
 from tests.reliability.drills import DrillResult, envelope_of
-from tests.reliability.drills._blackhole_proxy import BlackholeProxy
 from tests.reliability.drills.db_outage import audit, support_ids_handed_out
 from tests.reliability.drills.stack import Stack
 
@@ -102,9 +102,9 @@ def _percentile(values: list[float], q: float) -> float | None:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
 
 
-def _proxied_stack(stack: Stack, proxy: BlackholeProxy, user: str, database: str) -> Stack:
+def _proxied_stack(stack: Stack, proxy: DatabaseProxy, user: str, database: str) -> Stack:
     side = Stack(
-        database_url=proxy.url(user, database),
+        database_url=proxy.url_for(user, database),
         workdir=stack.workdir / "blackhole",
         env={**stack.env, "ERROR_SPOOL_PATH": str(stack.workdir / "blackhole" / "spool.jsonl")},
     )
@@ -120,7 +120,7 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
     result = DrillResult("db_blackhole")
     parts = urlsplit(stack.database_url)
     socket_dir = parse_qs(parts.query)["host"][0]
-    proxy = BlackholeProxy(f"{socket_dir}/.s.PGSQL.{parts.port or 5432}").start()
+    proxy = DatabaseProxy(socket_dir, parts.port or 5432).start()
     side = _proxied_stack(stack, proxy, parts.username or "postgres", parts.path.lstrip("/"))
     old_uuid, new_uuid = str(uuid.uuid4()), str(uuid.uuid4())
     answers: list[Answer] = []
@@ -143,14 +143,14 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
             thread.start()
         time.sleep(3)  # steady state
         began = time.monotonic()
-        proxy.blackhole(True)
+        proxy.hang()
         time.sleep(1)
         with stack.connect() as conn:  # behind the service's back: its NOTIFY cannot arrive
             conn.execute(
                 "UPDATE lookups_microservice SET uuid = %s WHERE slug = %s", [new_uuid, SLUG]
             )
         time.sleep(max(0.0, seconds - 1))
-        proxy.blackhole(False)
+        proxy.resume()
         ended = time.monotonic()
         recovered_at = None
         while time.monotonic() < ended + 60:
