@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from controlplane.lib.env import env_int
+
 limit_request_line = 8190
+
+# Threads: a request that meets a database gone silent waits until the listener notices
+# (DB_PING_SECONDS + DB_PING_TIMEOUT, ~4 s) and cuts it loose; meanwhile it holds one
+# thread, not the whole worker, so health and cache hits go on answering.
+worker_class = "gthread"
+threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 
 # How long a fresh worker waits for its change listener before taking requests.
 LISTEN_WAIT_SECONDS = 3.0
