@@ -108,6 +108,17 @@ def test_with_debug_on_405_and_500_answer_the_envelope(
         assert_resolves(sid, support_user, client)
 
 
+def test_with_debug_on_a_disallowed_host_answers_the_envelope(
+    settings: Any, support_user: Any, client: Any
+) -> None:
+    """Django refuses the Host before any view, with its HTML debug page when DEBUG is on."""
+    settings.DEBUG = True
+    refused = APIClient().get("/api/v1/lookups/stats/", HTTP_HOST="evil.example")
+    assert_resolves(assert_envelope(refused, 400, "INVALID_REQUEST"), support_user, client)
+    page = APIClient().get("/admin/", HTTP_HOST="evil.example")  # not the API: Django's page
+    assert page.status_code == 400 and "text/html" in page["Content-Type"]
+
+
 def test_an_api_path_without_its_trailing_slash(client_user: Any, api_as: Any) -> None:
     """GET is redirected, as everywhere on the site; other methods get the 404 envelope
     (a redirect would lose their body)."""
