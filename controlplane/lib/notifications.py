@@ -157,13 +157,19 @@ class Listener:
                             for sub in list(self.subscriptions.get(note.channel, ())):
                                 sub.on_message(note.payload)
             except psycopg.Error as exc:
-                if self.pid == my_pid:
-                    if self.connected.is_set():
-                        logger.warning("notification listener lost its connection: %s", exc)
-                    if _means_unreachable(exc):
-                        dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
+                was_connected = self.connected.is_set()
                 self.connected.clear()
                 self._reset_all()
+                if self.pid != my_pid:
+                    continue
+                if was_connected:
+                    # One lost connection is not an outage (its backend may have been
+                    # terminated alone): reconnect at once, and close the gate only if
+                    # that fails too. A hang was already reported by the watchdog.
+                    logger.warning("notification listener lost its connection: %s", exc)
+                    continue
+                if _means_unreachable(exc):
+                    dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
                 time.sleep(RECONNECT_SECONDS)
             except Exception:  # a buggy callback must not kill invalidation
                 logger.exception("notification listener callback failed")
