@@ -30,7 +30,7 @@ _ORDER = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 _migrations_cache: dict[str, Any] = {"checked": 0.0, "pending": None}
 MIGRATIONS_RECHECK_SECONDS = 60
 # Load balancers give up on a slow health check; so does this one, and says so.
-HEALTH_BUDGET_SECONDS = 0.8
+HEALTH_BUDGET_SECONDS = 0.7
 # The database checks run here, so a request never waits on a dead network past the
 # budget; a check still stuck there is cut loose by the listener's watchdog.
 _database_checks_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="health-db")
