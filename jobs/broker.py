@@ -18,30 +18,28 @@ import logging
 import time
 from typing import Any
 
-from django.db import InterfaceError, OperationalError, connections
+from django.db import connections
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
 from controlplane.lib import dbgate
+from jobs.lifecycle import DATABASE_AWAY
 
 logger = logging.getLogger("controlplane.jobs")
-
-
-_DATABASE_AWAY = (OperationalError, InterfaceError)
 
 
 class ResilientORM(ORM):
     def set_stat(self, key: str, value: Any, timeout: int) -> None:
         try:
             super().set_stat(key, value, timeout)
-        except _DATABASE_AWAY:
+        except DATABASE_AWAY:
             connections[Conf.ORM].close()
             raise  # Stat.save logs it; the next save reconnects
 
     def dequeue(self) -> Any:
         try:
             return super().dequeue()
-        except _DATABASE_AWAY as exc:
+        except DATABASE_AWAY as exc:
             logger.warning("job queue unreachable (%s); polling again", type(exc).__name__)
             connections[Conf.ORM].close()
             # Back as soon as the listener reconnects, or after a short pause.

@@ -153,8 +153,13 @@ class Heartbeat:
                         self.ctx._beat()
                     except Exception:
                         logger.exception("heartbeat for job %s failed", self.ctx.job_id)
-                # Half the checkpoint's margin: a handler that checkpoints stops first.
-                if self.on_lapse is not None and self.ctx.lease_lapsing(lease_margin() / 2):
+                # Half the checkpoint's margin: a handler that checkpoints stops first. A
+                # beat that returned after its job ended must not end the next job's process.
+                if (
+                    self.on_lapse is not None
+                    and not self.stop.is_set()
+                    and self.ctx.lease_lapsing(lease_margin() / 2)
+                ):
                     logger.critical(
                         "job %s: lease about to lapse with the database away; stopping",
                         self.ctx.job_id,

@@ -198,8 +198,10 @@ MINE_STILL_RUNNING = (
     "SELECT id, claim_id, kind FROM jobs_job WHERE status = 'running' AND worker LIKE %(prefix)s"
 )
 
-# The handler stopped because the database was away for most of its lease: back to the
-# queue with the attempt not counted (the job did nothing wrong).
+# The handler stopped because the database was away (for most of its lease, or under its
+# own queries): back to the queue with the attempt not counted (the job did nothing
+# wrong), at most ``most`` times per job.
+_AWAY_MESSAGE = "'stopped while the database was unreachable; attempt not counted'"
 REQUEUE_DATABASE_AWAY = f"""
 WITH t AS (
     UPDATE jobs_job j SET
@@ -208,9 +210,11 @@ WITH t AS (
         finished_at = CASE WHEN {_CANCEL_REQUESTED} THEN now() ELSE NULL END,
         run_after = now(), dispatched_at = NULL, worker = '', result = NULL,
         error_code = '', error_message = '', error_support_id = NULL, {_RELEASE}
-    WHERE {_MINE}
+    WHERE {_MINE} AND (
+        SELECT count(*) FROM jobs_jobevent e
+        WHERE e.job_id = j.id AND e.message = {_AWAY_MESSAGE}) < %(most)s
     RETURNING {_COLUMNS}
-){_event("'running'", "'stopped while the database was unreachable; attempt not counted'")}"""
+){_event("'running'", _AWAY_MESSAGE)}"""
 
 # dispatched_at = now(): the caller hands the job over after its commit (jobs.queue).
 RETRY_NOW = f"""

@@ -56,6 +56,10 @@ def _record(error: UserFacingError, job: dict[str, Any]) -> str:
     return str(error.support_id)
 
 
+# Requeues of one job for the database being away that do not count as attempts.
+MAX_UNCHARGED_REQUEUES = 5
+
+
 def _write(statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
     """An outcome, written even if the database restarts meanwhile (claim-fenced)."""
     return lifecycle.execute_one_durably(statement, params, wait_seconds=outcome_wait_seconds())
@@ -69,8 +73,8 @@ def outcome_wait_seconds() -> float:
 
 def _end_this_process() -> None:
     """The handler cannot be stopped from another thread, and once the lease lapses another
-    worker may claim the job: end this worker process (django-q2 starts a new one)."""
-    logging.shutdown()
+    worker may claim the job: end this worker process (django-q2 starts a new one). No
+    flushing first: a blocked log handler must not delay the kill past the lease."""
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -102,9 +106,8 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
     except JobCancelled:
         _write(lifecycle.CANCELLED_BY_HANDLER, mine)
         return "cancelled"
-    except DatabaseAway:
-        _write(lifecycle.REQUEUE_DATABASE_AWAY, mine)
-        return "interrupted: database away"
+    except DatabaseAway as exc:
+        return _requeue_uncharged(job, mine, attempt, exc)
     except (JobTimedOut, TimeoutException) as exc:
         error = InternalServerError(
             "The job took longer than its time limit.", code="timeout", technical_message=str(exc)
@@ -122,11 +125,11 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
     except JobLost:
         return "lost the claim; stopped without writing"
     except lifecycle.DATABASE_AWAY as exc:
-        if not dbgate.is_unreachable():
+        if not (dbgate.is_unreachable() or dbgate.means_unreachable(exc)):
             return _failed(job, mine, attempt, exc)
-        # The handler's own queries met the outage the listener saw: not the job's fault.
-        _write(lifecycle.REQUEUE_DATABASE_AWAY, mine)
-        return "interrupted: database away"
+        # The handler's own queries lost the database (a restart, a failover): not the
+        # job's fault.
+        return _requeue_uncharged(job, mine, attempt, exc)
     except Exception as exc:
         return _failed(job, mine, attempt, exc)
     succeeded = {**mine, "result": result, "result_url": ""}
@@ -136,6 +139,17 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
             return "cancelled (result discarded)"
         return "lost the claim; result discarded"
     return "succeeded"
+
+
+def _requeue_uncharged(
+    job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Exception
+) -> str:
+    """Back to the queue with the attempt not counted, at most JOB_MAX_UNCHARGED_REQUEUES
+    times per job: past that (a handler whose query itself brings the database down, say)
+    the failure is charged like any other."""
+    if _write(lifecycle.REQUEUE_DATABASE_AWAY, {**mine, "most": MAX_UNCHARGED_REQUEUES}):
+        return "interrupted: database away"
+    return _failed(job, mine, attempt, exc)
 
 
 def _check_json(result: Any) -> None:

@@ -10,6 +10,7 @@ from django.conf import settings
 from django_q.exceptions import TimeoutException
 
 from controlplane.lib.metrics import JOB_DURATION, JOBS_FINISHED
+from controlplane.lib.notifications import listener
 from jobs import lifecycle, runner
 from jobs.maintenance import run_maintenance
 from jobs.retention import purge_finished_jobs
@@ -17,6 +18,8 @@ from jobs.retention import purge_finished_jobs
 
 def run_job(job_id: str) -> str:
     """Claim the job and run it; returns what happened (for django-q2's own records)."""
+    # The listener is what notices a database gone silent and cuts a heartbeat stuck on it.
+    listener.ensure_running()
     if runner.draining is not None and runner.draining.is_set():
         lifecycle.execute(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
         return "skipped: worker draining"

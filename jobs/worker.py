@@ -44,6 +44,7 @@ from django_q.brokers import get_broker
 from django_q.cluster import Cluster, Sentinel
 
 from controlplane.lib import processes
+from controlplane.lib.notifications import listener
 from jobs import lifecycle, runner
 from jobs.maintenance import run_maintenance
 
@@ -161,6 +162,8 @@ class Worker:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         cluster.start()
+        # What tells this process the database went away (maintenance fails fast then).
+        listener.ensure_running()
         logger.info("worker %s running (drain %ss)", self.worker_id, settings.JOB_DRAIN_SECONDS)
         maintenance = threading.Thread(
             target=self._maintenance_loop, name="job-maintenance", daemon=True

@@ -12,8 +12,17 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from rest_framework.response import Response
 
 from controlplane.errors import views
+
+# The statuses of Django's technical pages (a SuspiciousOperation, a 404, an exception).
+_DJANGO_DEBUG_PAGES: dict[int, Callable[[HttpRequest], HttpResponse]] = {
+    400: views.bad_request,
+    403: views.permission_denied,
+    404: views.page_not_found,
+    500: views.server_error,
+}
 
 
 class ApiEnvelopeMiddleware:
@@ -24,15 +33,12 @@ class ApiEnvelopeMiddleware:
         response = self.get_response(request)
         if (
             settings.DEBUG
-            and response.status_code >= 400
             and request.path.startswith("/api/")
+            and response.status_code in _DJANGO_DEBUG_PAGES
+            # DRF renders its own errors (HTML only for a browser, with their own
+            # support_id and headers): those are answers, not Django's debug pages.
+            and not isinstance(response, Response)
             and response.get("Content-Type", "").startswith("text/html")
         ):
-            if response.status_code == 400:
-                return views.bad_request(request)
-            if response.status_code == 403:
-                return views.permission_denied(request)
-            if response.status_code == 404:
-                return views.page_not_found(request)
-            return views.server_error(request)
+            return _DJANGO_DEBUG_PAGES[response.status_code](request)
         return response

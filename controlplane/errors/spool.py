@@ -26,7 +26,6 @@ import errno
 import fcntl
 import json
 import logging
-import mmap
 import os
 import time
 from collections.abc import Iterator
@@ -268,30 +267,18 @@ class Spool:
         parse is skipped: a lookup never fails on a torn write."""
         needle = support_id.encode()
         for file in [self.path, *(claimed.path for claimed in self.claimed())]:
+            # Read, never mapped: a write that fails is cut back with ftruncate, and a mapped
+            # page past the new end would kill this process with SIGBUS.
             try:
-                with (
-                    open(file, "rb") as handle,
-                    mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
-                ):
-                    row = _find_in(data, needle, support_id)
-            except (OSError, ValueError):  # gone meanwhile, or empty (mmap refuses 0 bytes)
+                with open(file, "rb") as handle:
+                    for line in handle:
+                        if needle in line:
+                            row = parse(line.rstrip(b"\n"))
+                            if row is not None and row["support_id"] == support_id:
+                                return row
+            except OSError:  # gone meanwhile
                 continue
-            if row is not None:
-                return row
         return None
-
-
-def _find_in(data: mmap.mmap, needle: bytes, support_id: str) -> dict[str, Any] | None:
-    at = data.find(needle)
-    while at != -1:
-        start = data.rfind(b"\n", 0, at) + 1
-        end = data.find(b"\n", at)
-        end = len(data) if end == -1 else end
-        row = parse(data[start:end])
-        if row is not None and row["support_id"] == support_id:
-            return row
-        at = data.find(needle, end)
-    return None
 
 
 # --- This machine's spool (ERROR_SPOOL_PATH) --------------------------------------------

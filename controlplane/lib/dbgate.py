@@ -84,7 +84,32 @@ def wait_reachable(timeout: float) -> bool:
 
 def track(conn: psycopg.Connection) -> None:
     """Remember a connection (weakly) so that :func:`mark_unreachable` can cut it loose."""
-    _gate.tracked.add(conn)
+    gate = _gate
+    with gate.lock:
+        gate.tracked.add(conn)
+
+
+# A server that answers FATAL to a new connection is there, unless it says it is not ready.
+_NOT_READY = ("shutting down", "starting up", "in recovery", "not yet accepting connections")
+
+
+def means_unreachable(exc: Exception) -> bool:
+    """True for no answer, a lost connection, or a server shutting down or starting up.
+    A server that answered with a refusal (too many connections, a bad password, no such
+    database) is reachable, and the process's other connections may be working: they must
+    not be cut. psycopg gives connection failures no SQLSTATE, so their text decides."""
+    if isinstance(exc, psycopg.InterfaceError):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        cause = exc.__cause__
+        return isinstance(cause, psycopg.Error) and means_unreachable(cause)
+    state = exc.sqlstate
+    if state is not None:
+        return state.startswith(("08", "57P"))
+    text = str(exc)
+    if "FATAL:" in text:
+        return any(phrase in text for phrase in _NOT_READY)
+    return True
 
 
 def mark_unreachable(reason: str) -> None:

@@ -34,14 +34,6 @@ logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = 0.5
 
 
-def _means_unreachable(exc: psycopg.Error) -> bool:
-    """No answer, a lost connection, or a server shutting down or starting up. A server that
-    answered with a refusal (too many connections, a bad password) is reachable, and the
-    process's other connections may be working: they must not be cut."""
-    state = exc.sqlstate
-    return state is None or state.startswith(("08", "57P"))
-
-
 @dataclass
 class _Subscription:
     on_message: Callable[[str], None]
@@ -60,6 +52,7 @@ class Listener:
     connect_callbacks: list[Callable[[], None]] = field(default_factory=list)
     conn: psycopg.Connection | None = None
     busy_since: float | None = None
+    generation: int = 0
 
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in the listener thread after every (re)connection: the
@@ -87,10 +80,14 @@ class Listener:
             if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
                 return
             self.pid = os.getpid()
+            self.generation += 1
             self.connected.clear()
             self.listening = set()
             self.thread = threading.Thread(
-                target=self._run, name="controlplane-listener", daemon=True
+                target=self._run,
+                args=(self.generation,),
+                name="controlplane-listener",
+                daemon=True,
             )
             self.thread.start()
             if not self.atexit_registered:  # stop before the embedded server does
@@ -111,8 +108,12 @@ class Listener:
             for sub in subs:
                 sub.on_reset()
 
-    def _run(self) -> None:
+    def _run(self, generation: int) -> None:
         my_pid = os.getpid()
+
+        def mine() -> bool:  # a thread that outlived stop() must not run beside its successor
+            return self.pid == my_pid and self.generation == generation
+
         watchdog = threading.Thread(
             target=self._watch,
             args=(threading.current_thread(),),
@@ -120,7 +121,7 @@ class Listener:
             daemon=True,
         )
         watchdog.start()
-        while self.pid == my_pid:
+        while mine():
             try:
                 info = sidedb.default_conninfo(
                     application_name="controlplane-listener",
@@ -145,7 +146,7 @@ class Listener:
                     dbgate.mark_reachable()
                     self._announce_connected()
                     last_ping = time.monotonic()
-                    while self.pid == my_pid:
+                    while mine():
                         self._guarded(lambda: self._listen_new(conn))
                         if time.monotonic() - last_ping >= settings.DB_PING_SECONDS:
                             # A connection can die without a word (a NAT, a failover, a
@@ -160,15 +161,15 @@ class Listener:
                 was_connected = self.connected.is_set()
                 self.connected.clear()
                 self._reset_all()
-                if self.pid != my_pid:
+                if not mine():
                     continue
                 if was_connected:
                     # One lost connection is not an outage (its backend may have been
-                    # terminated alone): reconnect at once, and close the gate only if
-                    # that fails too. A hang was already reported by the watchdog.
+                    # terminated alone, or this process stalled past the ping's deadline):
+                    # reconnect at once, and close the gate only if that fails too.
                     logger.warning("notification listener lost its connection: %s", exc)
                     continue
-                if _means_unreachable(exc):
+                if dbgate.means_unreachable(exc):
                     dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
                 time.sleep(RECONNECT_SECONDS)
             except Exception:  # a buggy callback must not kill invalidation
@@ -189,18 +190,23 @@ class Listener:
 
     def _watch(self, listener_thread: threading.Thread) -> None:
         """Cut the listener's connection when a statement on it outlives DB_PING_TIMEOUT:
-        the network under it is gone, whatever TCP still believes."""
+        the network under it may be gone, whatever TCP still believes. The listener then
+        reconnects at once, and only if that fails too is the database unreachable."""
         while listener_thread.is_alive():
             time.sleep(0.1)
-            since = self.busy_since
-            if since is not None and time.monotonic() - since > settings.DB_PING_TIMEOUT:
-                self.busy_since = None
-                dbgate.mark_unreachable(
-                    f"no answer from the database within {settings.DB_PING_TIMEOUT} s"
-                )
-                conn = self.conn
-                if conn is not None:
-                    dbgate.shutdown(conn)
+            try:
+                since = self.busy_since
+                if since is not None and time.monotonic() - since > settings.DB_PING_TIMEOUT:
+                    self.busy_since = None
+                    logger.warning(
+                        "no answer from the database within %s s; reconnecting",
+                        settings.DB_PING_TIMEOUT,
+                    )
+                    conn = self.conn
+                    if conn is not None:
+                        dbgate.shutdown(conn)
+            except Exception:  # the watchdog must outlive anything
+                logger.exception("listener watchdog failed")
 
     def _announce_connected(self) -> None:
         for callback in list(self.connect_callbacks):

@@ -119,6 +119,15 @@ def test_with_debug_on_a_disallowed_host_answers_the_envelope(
     assert page.status_code == 400 and "text/html" in page["Content-Type"]
 
 
+def test_with_debug_on_drf_pages_for_a_browser_are_left_alone(settings: Any) -> None:
+    """The browsable API renders its own errors as HTML for a browser: same status, same
+    support_id, not a second record."""
+    settings.DEBUG = True
+    answer = APIClient().get("/api/v1/jobs/", HTTP_ACCEPT="text/html")
+    assert answer.status_code == 401
+    assert answer["Content-Type"].startswith("text/html")
+
+
 def test_an_api_path_without_its_trailing_slash(client_user: Any, api_as: Any) -> None:
     """GET is redirected, as everywhere on the site; other methods get the 404 envelope
     (a redirect would lose their body)."""

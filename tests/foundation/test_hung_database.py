@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.db import connection
 
 from tests.conftest import PYTHON, REPO, subprocess_env
 from tests.db_proxy import DatabaseProxy
@@ -126,16 +127,17 @@ def test_it_notices_a_blackholed_database_and_fails_fast_until_it_returns() -> N
         child.kill()
         proxy.stop()
 
-    # Ping every 1 s, 2 s deadline: noticed within ~3 s (TCP alone: ~15 minutes).
-    assert cut["detected"] < 4.5, cut
+    # Ping every 1 s with a 2 s deadline, then a reconnect that gets 2 s too: noticed
+    # within ~5 s (TCP alone: ~15 minutes); the bound leaves room for a loaded machine.
+    assert cut["detected"] < 8.0, cut
     # The query that was stuck on the dead network is cut loose when it is noticed.
     assert cut["stuck"]["error"] == "OperationalError", cut
-    assert cut["stuck"]["seconds"] < 5.0, cut
-    # Then a new connection is refused at once, not after DB_CONNECT_TIMEOUT (5 s).
+    assert cut["stuck"]["seconds"] < 8.5, cut
+    # Then a new connection is refused without a round trip, not after DB_CONNECT_TIMEOUT.
     assert cut["refused"] == "OperationalError", cut
-    assert cut["refused_in"] < 0.2, cut
+    assert cut["refused_in"] < 1.0, cut
     # And the process trusts the database again within about a second of its return.
-    assert back["reachable_in"] < 3.0, back
+    assert back["reachable_in"] < 5.0, back
 
 
 def test_the_proxy_forwards_until_told_not_to() -> None:
@@ -152,15 +154,31 @@ def test_the_proxy_forwards_until_told_not_to() -> None:
         proxy.stop()
 
 
-def test_a_refusal_from_a_server_that_answers_does_not_close_the_gate() -> None:
-    """Too many connections or a bad password: the server is there, and the process's other
-    connections may work; only silence, a lost connection or a shutdown closes the gate."""
+def _connect_error(**conninfo: Any) -> Exception:
     import psycopg
 
-    from controlplane.lib.notifications import _means_unreachable
+    try:
+        psycopg.connect(connect_timeout=5, **conninfo).close()
+    except psycopg.Error as exc:
+        return exc
+    raise AssertionError(f"{conninfo} connected")
 
-    assert _means_unreachable(psycopg.OperationalError("connection refused"))
-    assert _means_unreachable(psycopg.errors.AdminShutdown())  # 57P01, pg_ctl restart
-    assert _means_unreachable(psycopg.errors.CannotConnectNow())  # 57P03, starting up
-    assert not _means_unreachable(psycopg.errors.TooManyConnections())  # 53300
-    assert not _means_unreachable(psycopg.errors.InvalidPassword())  # 28P01
+
+@pytest.mark.django_db
+def test_a_refusal_from_a_server_that_answers_does_not_close_the_gate() -> None:
+    """No such database, or too many connections: the server is there, and the process's
+    other connections may work. Only silence, a lost connection or a shutdown counts (real
+    connection attempts: psycopg gives them no SQLSTATE, only text)."""
+    import psycopg
+
+    from controlplane.lib.dbgate import means_unreachable
+
+    db = connection.settings_dict
+    server = {"host": db["HOST"], "port": db["PORT"] or 5432, "user": db["USER"]}
+    assert not means_unreachable(_connect_error(**server, dbname="no_such_database_here"))
+    stranger = {**server, "user": "nobody_here"}
+    assert not means_unreachable(_connect_error(**stranger, dbname="postgres"))
+    assert means_unreachable(_connect_error(host="/nonexistent-socket-dir", dbname="x"))
+    assert means_unreachable(psycopg.errors.AdminShutdown())  # 57P01, pg_ctl restart
+    assert means_unreachable(psycopg.errors.CannotConnectNow())  # 57P03, starting up
+    assert not means_unreachable(psycopg.errors.TooManyConnections())  # 53300 on a query
