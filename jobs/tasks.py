@@ -23,9 +23,12 @@ def run_job(job_id: str) -> str:
     if runner.draining is not None and runner.draining.is_set():
         lifecycle.execute(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
         return "skipped: worker draining"
-    job = lifecycle.execute_one(
+    # A task delivered just before an outage waits for the database rather than failing:
+    # failed, its job would wait JOB_REDISPATCH_SECONDS to be handed over again.
+    job = lifecycle.execute_one_durably(
         lifecycle.CLAIM,
         {"id": job_id, "lease": settings.JOB_LEASE_SECONDS, "worker": runner.worker_identity()},
+        wait_seconds=runner.outcome_wait_seconds(),
     )
     if job is None:
         return "skipped: not claimable (cancelled, already claimed, not due)"
