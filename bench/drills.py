@@ -160,7 +160,9 @@ def main() -> int:
         for server in (upstream, slow):
             if server is not None:
                 server.stop()
-        # The embedded server stops when this process exits (pgserver's cleanup).
+        # Stopped here, not left to pgserver's exit cleanup: that cleanup follows the
+        # postmaster it started, and the restart drill replaced it.
+        embedded_db.stop(pgdata)
 
     report: dict[str, Any] = {
         "passed": all(r.passed for r in results),
