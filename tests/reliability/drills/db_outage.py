@@ -263,6 +263,20 @@ def run(
         }
     )
     result.check(kinds["proper_503"] > 0, "the outage produced no 503 at all: did it happen?")
+    check_nothing_lost(result, unexplained, recovered_at, missing_jobs, unfinished, missing_ids)
+    return result
+
+
+def check_nothing_lost(
+    result: DrillResult,
+    unexplained: list[Any],
+    recovered_at: float | None,
+    missing_jobs: list[str],
+    unfinished: list[str],
+    missing_ids: list[str],
+) -> None:
+    """The invariants every database fault drill ends with: every answer explained, every
+    kind of request served again, nothing acknowledged lost."""
     result.check(
         not unexplained,
         f"{len(unexplained)} unexplained answers, e.g. "
@@ -274,4 +288,3 @@ def run(
     result.check(not missing_jobs, f"{len(missing_jobs)} acknowledged jobs are gone")
     result.check(not unfinished, f"{len(unfinished)} acknowledged jobs never succeeded")
     result.check(not missing_ids, f"{len(missing_ids)} support_ids never became findable")
-    return result
