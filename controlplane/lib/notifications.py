@@ -121,6 +121,7 @@ class Listener:
             daemon=True,
         )
         watchdog.start()
+        connected_at = 0.0
         while mine():
             try:
                 info = sidedb.default_conninfo(
@@ -143,6 +144,7 @@ class Listener:
                     # Anything changed before LISTEN took effect is unknown: start fresh.
                     self._reset_all()
                     self.connected.set()
+                    connected_at = time.monotonic()
                     dbgate.mark_reachable()
                     self._announce_connected()
                     last_ping = time.monotonic()
@@ -168,6 +170,8 @@ class Listener:
                     # terminated alone, or this process stalled past the ping's deadline):
                     # reconnect at once, and close the gate only if that fails too.
                     logger.warning("notification listener lost its connection: %s", exc)
+                    if time.monotonic() - connected_at < RECONNECT_SECONDS:
+                        time.sleep(RECONNECT_SECONDS)  # dropped as soon as made: no busy loop
                     continue
                 if dbgate.means_unreachable(exc):
                     dbgate.mark_unreachable(f"listener: {type(exc).__name__}")
