@@ -144,7 +144,7 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
 def _requeue_uncharged(
     job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Exception
 ) -> str:
-    """Back to the queue with the attempt not counted, at most JOB_MAX_UNCHARGED_REQUEUES
+    """Back to the queue with the attempt not counted, at most MAX_UNCHARGED_REQUEUES
     times per job: past that (a handler whose query itself brings the database down, say)
     the failure is charged like any other."""
     if _write(lifecycle.REQUEUE_DATABASE_AWAY, {**mine, "most": MAX_UNCHARGED_REQUEUES}):
