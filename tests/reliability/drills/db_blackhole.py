@@ -21,17 +21,16 @@ import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qs, urlsplit
-
-import httpx
 
 from tests.db_proxy import DatabaseProxy
 from tests.reliability.drills import DrillResult, envelope_of
 from tests.reliability.drills.db_outage import (
+    Answer,
+    Ledger,
     audit,
     check_nothing_lost,
+    client_loop,
     support_ids_handed_out,
 )
 from tests.reliability.drills.stack import Stack
@@ -42,17 +41,7 @@ DETECTED_WITHIN = 7.0  # ping every 1 s, 3 s deadline, then a 2 s reconnect that
 ENDPOINTS = ("health", "lookup", "POST /api/v1/jobs/", "POST /api/v1/errors/")
 
 
-@dataclass
-class Answer:
-    started: float
-    took: float
-    endpoint: str
-    status: int  # 0: no HTTP answer
-    body: Any = None
-    problem: str = ""
-
-
-def _request(api: httpx.Client, n: int) -> tuple[str, str, str, dict | None]:
+def _request(n: int) -> tuple[str, str, str, dict | None]:
     endpoint = ENDPOINTS[n % len(ENDPOINTS)]
     if endpoint == "health":
         return endpoint, "GET", "/api/v1/health/", None
@@ -62,31 +51,6 @@ def _request(api: httpx.Client, n: int) -> tuple[str, str, str, dict | None]:
         return endpoint, "POST", "/api/v1/jobs/", {"kind": "demo.sleep", "payload": {"seconds": 0}}
     report = {"code": "DRILL_BLACKHOLE", "message": "reported in the blackhole", "service": "drill"}
     return endpoint, "POST", "/api/v1/errors/", report
-
-
-def _client(
-    stack: Stack, answers: list[Answer], lock: threading.Lock, stop: threading.Event
-) -> None:
-    n = 0
-    with stack.api("client", timeout=30) as api:
-        while not stop.is_set():
-            endpoint, method, path, body = _request(api, n)
-            n += 1
-            started = time.monotonic()
-            try:
-                response = api.request(method, path, json=body)
-                try:
-                    parsed = response.json()
-                except ValueError:
-                    parsed = response.text[:300]
-                answer = Answer(
-                    started, time.monotonic() - started, endpoint, response.status_code, parsed
-                )
-            except httpx.HTTPError as exc:
-                answer = Answer(started, time.monotonic() - started, endpoint, 0, problem=repr(exc))
-            with lock:
-                answers.append(answer)
-            stop.wait(0.05)
 
 
 def _classify(answer: Answer) -> str:
@@ -127,8 +91,7 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
     proxy = DatabaseProxy(socket_dir, parts.port or 5432).start()
     side = _proxied_stack(stack, proxy, parts.username or "postgres", parts.path.lstrip("/"))
     old_uuid, new_uuid = str(uuid.uuid4()), str(uuid.uuid4())
-    answers: list[Answer] = []
-    lock = threading.Lock()
+    ledger = Ledger()
     halt = threading.Event()
     try:
         with side.api("ops") as ops:
@@ -140,7 +103,12 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
             for _ in range(3):  # every web worker has it cached (and trusts its cache)
                 api.get(f"/api/v1/lookups/{SLUG}/")
         threads = [
-            threading.Thread(target=_client, args=(side, answers, lock, halt), daemon=True)
+            threading.Thread(
+                target=client_loop,
+                args=(side, ledger, halt, 0.05),
+                kwargs={"mix": _request, "timeout": 30},
+                daemon=True,
+            )
             for _ in range(clients)
         ]
         for thread in threads:
@@ -158,8 +126,12 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
         ended = time.monotonic()
         recovered_at = None
         while time.monotonic() < ended + 60:
-            with lock:
-                ok = {a.endpoint for a in answers if a.started > ended and _classify(a) == "served"}
+            with ledger.lock:
+                ok = {
+                    a.endpoint
+                    for a in ledger.answers
+                    if a.started > ended and _classify(a) == "served"
+                }
             if ok >= set(ENDPOINTS):
                 recovered_at = time.monotonic()
                 break
@@ -168,14 +140,14 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
         halt.set()
         for thread in threads:
             thread.join(timeout=40)
-        finished = list(answers)
+        finished = list(ledger.answers)
         # Audited while the proxied processes run: what they spooled is theirs to replay.
         jobs = [
             str(a.body["id"])
             for a in finished
             if a.endpoint == "POST /api/v1/jobs/" and a.status == 201
         ]
-        support_ids = support_ids_handed_out(finished)  # type: ignore[arg-type]
+        support_ids = support_ids_handed_out(finished)
         missing_jobs, unfinished, missing_ids = audit(stack, jobs, support_ids, settle_seconds=90)
         audited = time.monotonic()
     finally:

@@ -35,11 +35,16 @@ CACHED_SLUG = "outage-cached"
 
 @dataclass
 class Answer:
-    at: float
+    at: float  # when the answer (or the transport error) arrived
     endpoint: str
     status: int  # 0: no HTTP answer at all
     body: Any = None
     problem: str = ""
+    took: float = 0.0  # seconds from sending the request
+
+    @property
+    def started(self) -> float:
+        return self.at - self.took
 
 
 @dataclass
@@ -67,21 +72,33 @@ def request_mix(n: int) -> tuple[str, str, str, dict | None]:
     return "POST /api/v1/errors/", "POST", "/api/v1/errors/", report
 
 
-def client_loop(stack: Stack, ledger: Ledger, stop: threading.Event, pause: float) -> None:
+def client_loop(
+    stack: Stack,
+    ledger: Ledger,
+    stop: threading.Event,
+    pause: float,
+    *,
+    mix: Callable[[int], tuple[str, str, str, dict | None]] = request_mix,
+    timeout: float = 20,
+) -> None:
+    """One client thread: the n-th request is ``mix(n)``; every answer goes in the ledger."""
     n = 0
-    with stack.api("client", timeout=20) as api:
+    with stack.api("client", timeout=timeout) as api:
         while not stop.is_set():
-            endpoint, method, path, body = request_mix(n)
+            endpoint, method, path, body = mix(n)
             n += 1
+            started = time.monotonic()
             try:
                 response = api.request(method, path, json=body)
                 try:
                     parsed = response.json()
                 except ValueError:
                     parsed = response.text[:300]
-                ledger.add(Answer(time.monotonic(), endpoint, response.status_code, parsed))
+                answer = Answer(time.monotonic(), endpoint, response.status_code, parsed)
             except httpx.HTTPError as exc:
-                ledger.add(Answer(time.monotonic(), endpoint, 0, problem=repr(exc)))
+                answer = Answer(time.monotonic(), endpoint, 0, problem=repr(exc))
+            answer.took = answer.at - started
+            ledger.add(answer)
             stop.wait(pause)
 
 
@@ -105,11 +122,7 @@ def seconds_until_in_table(
     wanted = sorted(support_ids)
     while time.monotonic() < since + 90:
         try:
-            with stack.connect() as conn:
-                (found,) = conn.execute(
-                    "SELECT count(*) FROM errors_errorrecord WHERE support_id = ANY(%s::uuid[])",
-                    [wanted],
-                ).fetchone()
+            found = len(stack.stored_support_ids(wanted))
         except psycopg.Error:  # the server is still starting
             found = -1
         if found == len(wanted):
@@ -143,14 +156,7 @@ def audit(
                     "SELECT id::text, status FROM jobs_job WHERE id = ANY(%s::uuid[])", [jobs]
                 ).fetchall()
             )
-            found = {
-                row[0]
-                for row in conn.execute(
-                    "SELECT support_id::text FROM errors_errorrecord"
-                    " WHERE support_id = ANY(%s::uuid[])",
-                    [sorted(support_ids)],
-                ).fetchall()
-            }
+        found = stack.stored_support_ids(sorted(support_ids))
         missing_jobs = [j for j in jobs if j not in rows]
         unfinished = [j for j in jobs if rows.get(j) != "succeeded"]
         missing_ids = sorted(support_ids - found)

@@ -157,15 +157,6 @@ def wait_for_jobs(
             time.sleep(0.5)
 
 
-def stored_support_ids(stack: Stack, support_ids: list[str]) -> set[str]:
-    with stack.connect() as conn:
-        rows = conn.execute(
-            "SELECT support_id::text FROM errors_errorrecord WHERE support_id = ANY(%s::uuid[])",
-            [support_ids],
-        ).fetchall()
-    return {row[0] for row in rows}
-
-
 def run(
     stack: Stack,
     seconds: int = 60,
@@ -215,7 +206,7 @@ def run(
     shown_codes = Counter(f"{fields[1]} {fields[2]}" for fields in acks["shown"])
     statuses, drained_in = wait_for_jobs(stack, job_ids, drain_seconds)
     drained_at = time.monotonic() - ended
-    stored = stored_support_ids(stack, sorted(set(reported) | set(shown)))
+    stored = stack.stored_support_ids(sorted(set(reported) | set(shown)))
     missing_reports = [s for s in reported if s not in stored]
     missing_shown = [s for s in shown if s not in stored]
     missing_jobs = [j for j in job_ids if j not in statuses]

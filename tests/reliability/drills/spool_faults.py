@@ -225,15 +225,6 @@ def _leftover_bytes(spool: Path) -> int:
     return sum(f.stat().st_size for f in files if f.exists())
 
 
-def _in_table(stack: Stack, support_ids: list[str]) -> set[str]:
-    with stack.connect() as conn:
-        rows = conn.execute(
-            "SELECT support_id::text FROM errors_errorrecord WHERE support_id = ANY(%s::uuid[])",
-            [support_ids],
-        ).fetchall()
-    return {row[0] for row in rows}
-
-
 def run(stack: Stack, kills: int = 8, rows: int = 3000, seed: int | None = None) -> DrillResult:
     result = DrillResult("spool_faults")
     seed = seed if seed is not None else random.randrange(1_000_000)
@@ -285,7 +276,7 @@ def run(stack: Stack, kills: int = 8, rows: int = 3000, seed: int | None = None)
         recorded.logged += part.logged
         recorded.other += part.other
         recorded.logs += part.logs
-    found = _in_table(stack, recorded.spooled)
+    found = stack.stored_support_ids(recorded.spooled)
     lost = [sid for sid in recorded.spooled if sid not in found]
     not_in_log = recorded.logged_missing_from_log()
     corrupt = _kept_lines(spool, corrupt=True) + result.figures.get("tmpfs_corrupt_lines_kept", 0)

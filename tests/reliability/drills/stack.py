@@ -201,6 +201,16 @@ class Stack:
         headers = {"Authorization": f"Token {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
 
+    def stored_support_ids(self, support_ids: list[str]) -> set[str]:
+        """Which of ``support_ids`` are in the error table."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                "SELECT support_id::text FROM errors_errorrecord"
+                " WHERE support_id = ANY(%s::uuid[])",
+                [support_ids],
+            ).fetchall()
+        return {row[0] for row in rows}
+
     def reset_breakers(self) -> list[str]:
         """Close every breaker an earlier drill left open or overridden (the fuzzer, as ops,
         force-opens and disables breakers it finds), as an operator would; their names."""
