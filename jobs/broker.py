@@ -15,7 +15,6 @@ the connection, so the next one reconnects.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from django.db import connections
@@ -42,9 +41,5 @@ class ResilientORM(ORM):
         except DATABASE_AWAY as exc:
             logger.warning("job queue unreachable (%s); polling again", type(exc).__name__)
             connections[Conf.ORM].close()
-            # Back as soon as the listener reconnects, or after a short pause.
-            if dbgate.is_unreachable():
-                dbgate.wait_reachable(1.0)
-            else:
-                time.sleep(Conf.POLL)
+            dbgate.wait_before_retry(Conf.POLL, most=1.0)
             return []

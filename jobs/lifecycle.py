@@ -261,11 +261,8 @@ def execute_durably(
             left = give_up - time.monotonic()
             if left <= 0:
                 raise
-            if dbgate.is_unreachable():  # the listener saw it go: back when it reconnects
-                dbgate.wait_reachable(left)
-            else:
-                time.sleep(min(pause, left))
-                pause = min(1.0, pause * 2)
+            dbgate.wait_before_retry(min(pause, left), most=left)
+            pause = min(1.0, pause * 2)
 
 
 def execute_one_durably(

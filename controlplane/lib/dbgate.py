@@ -77,9 +77,13 @@ def check() -> None:
         )
 
 
-def wait_reachable(timeout: float) -> bool:
-    """Block until the database is reachable again (or ``timeout`` seconds passed)."""
-    return _gate.reachable.wait(timeout)
+def wait_before_retry(pause: float, *, most: float) -> None:
+    """Between two tries of something the database refused: while the listener knows it is
+    away, until it reconnects (at most ``most`` seconds); otherwise a plain ``pause``."""
+    if is_unreachable():
+        _gate.reachable.wait(most)
+    else:
+        time.sleep(pause)
 
 
 def track(conn: psycopg.Connection) -> None:
@@ -137,11 +141,6 @@ def mark_reachable() -> None:
         gate.reason = ""
         gate.reachable.set()
     logger.warning("database reachable again after %.1f s", away)
-
-
-def forget() -> None:
-    """Back to "reachable" (the listener stopped, so nobody keeps this state up to date)."""
-    mark_reachable()
 
 
 def shutdown(conn: psycopg.Connection) -> None:

@@ -101,7 +101,7 @@ class Listener:
         if thread is not None and thread.is_alive():
             thread.join(timeout)
         self.thread = None
-        dbgate.forget()  # nobody watches the database any more: connect as usual
+        dbgate.mark_reachable()  # nobody watches the database any more: connect as usual
 
     def _reset_all(self) -> None:
         for subs in list(self.subscriptions.values()):
