@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "controlplane",
     "controlplane.errors",
     "controlplane.breakers",
+    "controlplane.resilience",
     "controlplane.health",
     "jobs",
     "lookups",

@@ -1,0 +1,3 @@
+"""Tables shared by every process that makes outgoing calls."""
+
+from __future__ import annotations
