@@ -172,3 +172,19 @@ def _isolated_error_store(request: pytest.FixtureRequest, tmp_path: Path, settin
         with get_store().side.connection().cursor() as cursor:
             cursor.execute("DELETE FROM errors_errorrecord; DELETE FROM errors_errorgroup")
     return
+
+
+@pytest.fixture(autouse=True)
+def _fresh_retry_budgets(request: pytest.FixtureRequest) -> None:
+    """Each test starts with no retry spent: budgets live in this process (which runs every
+    test) and their counts are committed on a side connection, outside the test's
+    transaction. (Cleaned up front, as the error tables above.)"""
+    from controlplane.resilience.budget import reset_budgets
+
+    reset_budgets()
+    if _uses_database(request):
+        from controlplane.breakers.registry import registry
+
+        request.getfixturevalue("django_db_setup")
+        with registry.side.connection().cursor() as cursor:
+            cursor.execute("DELETE FROM resilience_retrybudgetbucket")

@@ -379,6 +379,12 @@ def budget_for(upstream: str) -> RetryBudget:
     return budget
 
 
+def reset_budgets() -> None:
+    """Forget this process's budgets (tests: each starts with none spent)."""
+    with _budgets_lock:
+        _budgets.clear()
+
+
 def _after_fork() -> None:
     global _budgets_lock
     _budgets_lock = threading.Lock()
