@@ -68,6 +68,7 @@ def test_an_answer_older_than_max_age_is_refused(empty_store: None, upstream_gro
     upstream_group(Script([(200, {}), (503, {})]), Script([(503, {})]), fallback=LAST_GOOD)
     client_for_group(GROUP).get("/v1/models")
     stored()
+    assert LastGoodResponse.objects.count() == 1
     age_rows(3601)
     with pytest.raises(UserFacingError) as raised:
         client_for_group(GROUP).get("/v1/models")
@@ -79,6 +80,7 @@ def test_another_request_has_no_last_good_answer(empty_store: None, upstream_gro
     upstream_group(Script([(200, {}), (503, {})]), Script([(503, {})]), fallback=LAST_GOOD)
     client_for_group(GROUP).post("/v1/chat", json={"q": "hi"})
     stored()
+    assert LastGoodResponse.objects.count() == 1
     with pytest.raises(UserFacingError) as raised:
         client_for_group(GROUP).post("/v1/chat", json={"q": "another question"})
     assert raised.value.code == "PROVIDER_GROUP_UNAVAILABLE"
