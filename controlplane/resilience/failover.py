@@ -21,6 +21,7 @@ call was made, so a job waits for the first breaker to reopen; otherwise
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import uuid
@@ -276,7 +277,12 @@ class GroupClient:
         request = httpx.Request(call.method, call.url)
         reason = call.reason()
         if fallback.type == "static":
-            response = httpx.Response(fallback.status, json=fallback.json, request=request)
+            response = httpx.Response(
+                fallback.status,
+                content=json.dumps(fallback.json).encode(),  # a declared null stays JSON null
+                headers={"content-type": "application/json"},
+                request=request,
+            )
             return GroupResult(self.group, response, None, tuple(call.tried), "static", reason)
         if fallback.type == "last_good":
             key, _ = last_good.request_key(call.method, call.url, call.kwargs)
