@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from controlplane.errors.exceptions import UserFacingError
+from controlplane.errors.exceptions import UserFacingError, reference_text
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import find_uuid
@@ -127,6 +127,10 @@ class JobAdmin(admin.ModelAdmin):
                     "finished_at",
                     "timeout_seconds",
                     "timeout_at",
+                    "deadline_seconds",
+                    "deadline_at",
+                    "run_after",
+                    "waiting_for",
                     "heartbeat_at",
                     "lease_expires_at",
                     "worker",
@@ -136,7 +140,16 @@ class JobAdmin(admin.ModelAdmin):
         ),
         (
             "Outcome",
-            {"fields": ("result_block", "result_url", "error_code", "error_block", "error_link")},
+            {
+                "fields": (
+                    "result_block",
+                    "result_url",
+                    "error_code",
+                    "client_message",
+                    "error_block",
+                    "error_link",
+                )
+            },
         ),
         ("Payload (scrubbed)", {"fields": ("payload_block",)}),
     )
@@ -216,7 +229,15 @@ class JobAdmin(admin.ModelAdmin):
     def result_block(self, job: Job) -> str:
         return _scrubbed_json(job.result)
 
-    @admin.display(description="error message")
+    @admin.display(description="message the client reads")
+    def client_message(self, job: Job) -> str:
+        if not job.error_user_message:
+            return "—"
+        if job.error_support_id:
+            return reference_text(job.error_user_message, job.error_support_id)
+        return job.error_user_message
+
+    @admin.display(description="technical error (support only)")
     def error_block(self, job: Job) -> str:
         # Stored scrubbed since it was written so; older rows are scrubbed when shown.
         return default_scrubber().text(job.error_message) or "—"
