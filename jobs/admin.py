@@ -22,7 +22,15 @@ from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import find_uuid
 from jobs import actions
-from jobs.models import FailedJob, Job, JobEvent, JobStatus, RunningJob
+from jobs.models import (
+    WAITING_FOR_BREAKER,
+    FailedJob,
+    Job,
+    JobEvent,
+    JobStatus,
+    RunningJob,
+    WaitingJob,
+)
 
 EDITABLE_WHILE_QUEUED = ("max_attempts",)
 
@@ -306,3 +314,37 @@ class RunningJobAdmin(JobAdmin):
         "timeout_at",
     )
     list_filter = ("kind",)
+
+
+class WaitingForBreakerFilter(admin.SimpleListFilter):
+    """One choice per breaker that jobs wait for, with how many (from the partial index)."""
+
+    title = "waiting for breaker"
+    parameter_name = "breaker"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        counts = Job.objects.waiting_per_breaker()
+        return [(name, f"{name} ({n})") for name, n in sorted(counts.items())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(waiting_for=f"{WAITING_FOR_BREAKER}{self.value()}")
+        return queryset
+
+
+@admin.register(WaitingJob)
+class WaitingJobAdmin(JobAdmin):
+    """Queued jobs held back by an open breaker, their attempts not spent; they run when
+    the breaker permits again (a reset wakes them within a maintenance pass)."""
+
+    list_display = (
+        "id",
+        "kind",
+        "waiting_for",
+        "run_after",
+        "deadline_at",
+        "attempts",
+        "created_at",
+    )
+    list_filter = (WaitingForBreakerFilter, "kind")
+    ordering = ("run_after",)

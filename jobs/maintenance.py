@@ -1,5 +1,5 @@
 """Housekeeping shared by every worker: time out overdue jobs and jobs past their deadline,
-recover lost ones, dispatch.
+recover lost ones, wake jobs whose breaker permits again, dispatch.
 
 Runs every JOB_MAINTENANCE_SECONDS inside `runworker`, and once a minute as a
 django-q2 schedule (so plain `qcluster` deployments recover too). Every
@@ -20,6 +20,7 @@ from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
 from jobs import lifecycle, outcomes
 from jobs.queue import enqueue
+from jobs.waiting import wake_waiting
 
 logger = logging.getLogger("controlplane.jobs")
 
@@ -28,6 +29,7 @@ logger = logging.getLogger("controlplane.jobs")
 class MaintenanceReport:
     timed_out: int = 0
     past_deadline: int = 0  # queued (or waiting) jobs whose deadline passed
+    woken: int = 0  # waiting jobs whose breaker permits again
     requeued: int = 0
     failed_lost: int = 0
     dispatched: int = 0  # handed to django-q2
@@ -77,13 +79,14 @@ def run_maintenance() -> MaintenanceReport:
     report.failed_lost = len(lost) - report.requeued
     _record_final(lost)
     report.past_deadline = len(expire_past_deadline())
+    report.woken = wake_waiting()
     with transaction.atomic():
         due = lifecycle.execute(
             lifecycle.DISPATCH_DUE,
             {"redispatch": settings.JOB_REDISPATCH_SECONDS, "limit": 500},
         )
         transaction.on_commit(lambda: _hand_over(due, report))
-    if report.timed_out or lost or due or report.past_deadline:
+    if report.timed_out or lost or due or report.past_deadline or report.woken:
         logger.info("job maintenance: %s", report)
     return report
 

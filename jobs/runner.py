@@ -16,12 +16,13 @@ from typing import Any
 from django.conf import settings
 from django_q.exceptions import TimeoutException
 
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import InternalServerError, UserFacingError, to_user_facing
 from controlplane.errors.recording import job_context, record_error
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib import dbgate
 from controlplane.resilience.retry import RetryPolicy, is_retryable
-from jobs import lifecycle, outcomes
+from jobs import lifecycle, outcomes, waiting
 from jobs.context import (
     DatabaseAway,
     Heartbeat,
@@ -140,6 +141,9 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
         # The handler's own queries lost the database (a restart, a failover): not the
         # job's fault.
         return _requeue_uncharged(job, mine, attempt, exc)
+    except CircuitOpenError as exc:
+        # An upstream's breaker refused: not the job's fault, and retrying now cannot help.
+        return waiting.wait_during_attempt(mine, exc, db_wait=outcome_wait_seconds())
     except Exception as exc:
         return _failed(job, mine, attempt, exc)
     succeeded = {**mine, "result": result, "result_url": ""}
