@@ -320,6 +320,18 @@ JOB_REDISPATCH_SECONDS = env_float("JOB_REDISPATCH_SECONDS", 60.0, minimum=1.0)
 JOB_TIMEOUT_GRACE_SECONDS = env_int("JOB_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
 JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
 JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
+# A job's deadline covers its queueing, every attempt and the waits between them
+# (jobs.deadlines): the default when a client sends none, and the most one may ask for.
+JOB_DEFAULT_DEADLINE_SECONDS = env_int("JOB_DEFAULT_DEADLINE_SECONDS", 3600, minimum=1)
+JOB_MAX_DEADLINE_SECONDS = env_int("JOB_MAX_DEADLINE_SECONDS", 86400, minimum=1)
+if not JOB_TIMEOUT_SECONDS <= JOB_DEFAULT_DEADLINE_SECONDS <= JOB_MAX_DEADLINE_SECONDS:
+    raise ImproperlyConfigured(
+        "JOB_DEFAULT_DEADLINE_SECONDS must leave room for one JOB_TIMEOUT_SECONDS and be at "
+        "most JOB_MAX_DEADLINE_SECONDS"
+    )
+# How long a job waits for a breaker that names no time to retry (forced open without an
+# expiry) before it looks again; a reset wakes it sooner (jobs.waiting).
+JOB_BREAKER_RECHECK_SECONDS = env_float("JOB_BREAKER_RECHECK_SECONDS", 30.0, minimum=1.0)
 # Finished jobs are kept as long as error records by default, so a record's job link holds.
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 90, minimum=1)
 # Bodies up to the job payload limit may be read; larger ones are refused before reading.

@@ -108,7 +108,12 @@ _SAFE_PATH = re.compile(r"/(?!/)[^\\#\s]*")
 _DOT_SEGMENT = re.compile(r"(?i)(?:^|/)(?:\.|%2e){1,2}(?:/|\?|$)|//")
 
 
-@job_handler("http.request", validate=_validate_http_request)
+def _http_request_breakers(payload: dict[str, Any]) -> list[str]:
+    """The breaker the provider's ServiceClient calls through: the job waits while it refuses."""
+    return [client_for(str(payload["provider"])).breaker.name]
+
+
+@job_handler("http.request", validate=_validate_http_request, breakers=_http_request_breakers)
 def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """A call to a configured provider through its ServiceClient (breaker + retries), or to a
     provider group (failover, then its fallback): payload ``{"provider" | "group", "method",

@@ -25,8 +25,8 @@ each client call returned, and the BreakerEvent / ErrorRecord rows -- and checks
   and per phase upstream requests <= calls x attempts, and each failing phase costs the
   upstream only a threshold's worth of requests plus probes;
 * every failed call's support_id resolves to an ErrorRecord with the breaker's name and a
-  state consistent with the error (spot-checked through the support API too); a job that
-  failed on the open breaker links its record to the job;
+  state consistent with the error (spot-checked through the support API too); a job
+  submitted while the breaker is open waits for it (no attempt spent) and then runs;
 * the breaker ends closed.
 
 Breaker policy: set on this provider's breaker row (threshold 3, cooldown 3 s, one probe)
