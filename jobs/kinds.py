@@ -93,12 +93,18 @@ def _validate_http_request(payload: dict[str, Any]) -> None:
 
 
 def breakers_for_payload(payload: dict[str, Any]) -> list[str]:
-    """The breakers an http.request job will call through (each provider's breaker is named
-    after it): a job need wait for its breakers only when none of these permits a call."""
-    if isinstance(payload.get("group"), str) and payload["group"] in settings.PROVIDER_GROUPS:
-        return list(group_config(payload["group"]).providers)
-    if isinstance(payload.get("provider"), str) and payload["provider"] in settings.PROVIDERS:
-        return [payload["provider"]]
+    """The breakers an http.request job calls through; the job waits before an attempt only
+    while none of them permits a call. A group with a declared fallback (or the development
+    mock) has an answer even then: its attempt runs, and waits only if that fallback cannot
+    answer (the group raises a CircuitOpenError)."""
+    group = payload.get("group")
+    if isinstance(group, str) and group in settings.PROVIDER_GROUPS:
+        if group_config(group).fallback is not None or settings.PROVIDER_FALLBACK_TO_MOCK:
+            return []
+        return [client_for(provider).breaker.name for provider in group_config(group).providers]
+    provider = payload.get("provider")
+    if isinstance(provider, str) and provider in settings.PROVIDERS:
+        return [client_for(provider).breaker.name]
     return []
 
 
@@ -108,12 +114,7 @@ _SAFE_PATH = re.compile(r"/(?!/)[^\\#\s]*")
 _DOT_SEGMENT = re.compile(r"(?i)(?:^|/)(?:\.|%2e){1,2}(?:/|\?|$)|//")
 
 
-def _http_request_breakers(payload: dict[str, Any]) -> list[str]:
-    """The breaker the provider's ServiceClient calls through: the job waits while it refuses."""
-    return [client_for(str(payload["provider"])).breaker.name]
-
-
-@job_handler("http.request", validate=_validate_http_request, breakers=_http_request_breakers)
+@job_handler("http.request", validate=_validate_http_request, breakers=breakers_for_payload)
 def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """A call to a configured provider through its ServiceClient (breaker + retries), or to a
     provider group (failover, then its fallback): payload ``{"provider" | "group", "method",
