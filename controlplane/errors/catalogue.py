@@ -197,6 +197,9 @@ CATALOGUE: tuple[ErrorCode, ...] = (
               "This kind is for another group (e.g. ops).", ("POST /api/v1/jobs/",)),
     ErrorCode("INVALID_TIMEOUT", 422, "validation_error", False, "fix_request",
               "timeout_seconds is out of range.", ("POST /api/v1/jobs/",)),
+    ErrorCode("INVALID_DEADLINE", 422, "validation_error", False, "fix_request",
+              "deadline_seconds is outside 1..JOB_MAX_DEADLINE_SECONDS, or below "
+              "timeout_seconds.", ("POST /api/v1/jobs/",)),
     ErrorCode("INVALID_IDEMPOTENCY_KEY", 400, "invalid_request", False, "fix_request",
               "The Idempotency-Key header is empty or over 200 characters.",
               ("POST /api/v1/jobs/",)),
@@ -211,6 +214,9 @@ CATALOGUE: tuple[ErrorCode, ...] = (
               "A planned failure of the demo.sleep kind (retried).", where=("job",)),
     ErrorCode("timeout", 500, "internal_error", False, "retry_later",
               "The job ran past its timeout_seconds.", where=("job",)),
+    ErrorCode("deadline_exceeded", 500, "internal_error", False, "fix_request",
+              "The job did not finish by its deadline (queued, waiting for a breaker or "
+              "running); create it again with a longer deadline_seconds.", where=("job",)),
     ErrorCode("worker_lost", 500, "internal_error", False, "retry_later",
               "The worker died and the job had no attempts left.", where=("job",)),
     ErrorCode("worker_shutdown", 500, "internal_error", False, "retry_later",

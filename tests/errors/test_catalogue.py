@@ -18,8 +18,10 @@ from controlplane.errors.recording import record_error
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = ("controlplane", "jobs", "lookups")
-# Job error codes written by SQL (jobs/lifecycle.py): error_code = 'timeout', ... ELSE 'x'.
-SQL_CODE = re.compile(r"error_code = (?:CASE WHEN [^']*? THEN '' ELSE )?'([a-z_]+)'")
+# Job error codes written by SQL (jobs/lifecycle.py): error_code = 'x', or a CASE giving
+# 'x' / 'y' (its conditions are interpolated names, with no quotes of their own).
+SQL_ASSIGNMENT = re.compile(r"error_code = (CASE [^\n]*? END|'[a-z_]*')")
+SQL_LITERAL = re.compile(r"'([a-z_]+)'")
 
 
 def _literal_codes(node: ast.AST) -> list[str]:
@@ -48,7 +50,7 @@ def _literal_codes(node: ast.AST) -> list[str]:
 def emitted_codes() -> dict[str, set[str]]:
     """Every code the service's source can emit, with the files that emit it: ``code=``
     arguments, ``code = ...`` (class attributes and locals), ``(SomeError, "CODE")`` pairs,
-    the job codes written by SQL, and the codes maintenance records for reaped jobs."""
+    and the job codes written by SQL."""
     found: dict[str, set[str]] = {}
     for root in SOURCES:
         for path in (REPO / root).rglob("*.py"):
@@ -56,7 +58,11 @@ def emitted_codes() -> dict[str, set[str]]:
                 continue
             source = path.read_text()
             where = str(path.relative_to(REPO))
-            codes: list[str] = SQL_CODE.findall(source)
+            codes: list[str] = [
+                code
+                for assignment in SQL_ASSIGNMENT.findall(source)
+                for code in SQL_LITERAL.findall(assignment)
+            ]
             for node in ast.walk(ast.parse(source)):
                 if (isinstance(node, ast.keyword) and node.arg == "code") or (
                     isinstance(node, ast.Assign)
@@ -74,12 +80,6 @@ def emitted_codes() -> dict[str, set[str]]:
                     and node.elts[0].id.endswith("Error")
                 ):
                     codes += _literal_codes(node.elts[1])
-                elif (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Name)
-                    and node.func.id == "_record_final"
-                ):
-                    codes += _literal_codes(node.args[1])
             for code in codes:
                 found.setdefault(code, set()).add(where)
     return found
