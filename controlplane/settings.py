@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it compresses the final body, whatever the others made of it.
+    "controlplane.lib.compression.JsonGZipMiddleware",
     "controlplane.errors.middleware.ApiEnvelopeMiddleware",
     "controlplane.lib.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -74,6 +76,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# JSON answers at least this long are gzipped for clients that accept it (not HTML: BREACH).
+GZIP_MIN_BYTES = env_int("GZIP_MIN_BYTES", 1024, minimum=200)
 
 ROOT_URLCONF = "controlplane.urls"
 WSGI_APPLICATION = "controlplane.wsgi.application"
