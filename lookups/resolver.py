@@ -40,6 +40,7 @@ from lookups.cache import LookupCache
 from lookups.exceptions import DatabaseConnectionError, InvalidSlugError, MicroServiceNotFoundError
 from lookups.metrics import LookupMetrics
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService
+from lookups.slug_counts import SlugCounts, counted, counted_many
 
 CHANNEL = "controlplane_lookups"
 BREAKER = "lookups-db"
@@ -106,6 +107,7 @@ class Lookups:
         self.answering_warm = False
         self.last_stats_flush = 0.0
         self.lock = threading.Lock()
+        self.slug_counts = SlugCounts()
 
     # --- coherence -----------------------------------------------------------------
     def listen(self) -> None:
@@ -124,6 +126,7 @@ class Lookups:
         self.answering_warm = False
 
     # --- lookups -------------------------------------------------------------------
+    @counted
     def lookup(self, slug: Any) -> LookupResult:
         started = time.perf_counter()
         try:
@@ -180,6 +183,7 @@ class Lookups:
             .first()
         )
 
+    @counted_many
     def lookup_many(self, slugs: list[Any]) -> list[LookupResult | UserFacingError]:
         """Each slug's result or error, with one database query for all cache misses."""
         self.listen()
@@ -265,12 +269,12 @@ class Lookups:
         if not force and now - self.last_stats_flush < settings.LOOKUP_STATS_FLUSH_SECONDS:
             return
         self.last_stats_flush = now
-        stats.flush(self.metrics, len(self.cache))
+        stats.flush(self.metrics, self.cache, self.slug_counts)
 
     def stats(self) -> dict[str, Any]:
         """This process's figures and every recently reporting process's (``lookups.stats``)."""
         self._maybe_flush_stats(force=True)
-        return stats.collect(self.metrics, len(self.cache))
+        return stats.collect(self.metrics, self.cache)
 
 
 _lookups: Lookups | None = None
