@@ -310,6 +310,8 @@ LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minim
 LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
 LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
 LOOKUP_REPORT_RETENTION_DAYS = env_int("LOOKUP_REPORT_RETENTION_DAYS", 1, minimum=1)
+# Each process drops its expired cache entries this often (lookups.upkeep).
+LOOKUP_SWEEP_SECONDS = env_float("LOOKUP_SWEEP_SECONDS", 300.0, minimum=1.0)
 # Per-slug figures: at most this many slugs (the busiest), none unseen for this long.
 LOOKUP_SLUG_STATS_MAX = env_int("LOOKUP_SLUG_STATS_MAX", 1000, minimum=1)
 LOOKUP_SLUG_STATS_RETENTION_DAYS = env_int("LOOKUP_SLUG_STATS_RETENTION_DAYS", 7, minimum=1)

@@ -41,6 +41,7 @@ from lookups.exceptions import DatabaseConnectionError, InvalidSlugError, MicroS
 from lookups.metrics import LookupMetrics
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService
 from lookups.slug_counts import SlugCounts, counted, counted_many
+from lookups.upkeep import Upkeep
 
 CHANNEL = "controlplane_lookups"
 BREAKER = "lookups-db"
@@ -108,11 +109,18 @@ class Lookups:
         self.last_stats_flush = 0.0
         self.lock = threading.Lock()
         self.slug_counts = SlugCounts()
+        # The expiry sweep and the stats flush, in this process (lookups.upkeep).
+        self.upkeep = Upkeep(
+            sweep=lambda: self.cache.cleanup_expired(),
+            flush=lambda: self._maybe_flush_stats(force=True),
+        )
 
     # --- coherence -----------------------------------------------------------------
     def listen(self) -> None:
-        """Follow changes to the table, and answer other processes' warm requests."""
+        """Follow changes to the table, answer other processes' warm requests, and sweep
+        and flush periodically."""
         self.guard.listen()
+        self.upkeep.start()
         if not self.answering_warm:
             with self.lock:
                 if not self.answering_warm:
@@ -124,6 +132,7 @@ class Lookups:
         self.guard.close()
         notifications.listener.unsubscribe(warming.CHANNEL, self._answer_warm)
         self.answering_warm = False
+        self.upkeep.stop()
 
     # --- lookups -------------------------------------------------------------------
     @counted

@@ -3,6 +3,7 @@ with the stats flush (never a query per lookup), bounded, with a "top misses" vi
 
 from __future__ import annotations
 
+import subprocess
 from contextlib import suppress
 from io import StringIO
 from typing import Any
@@ -16,6 +17,7 @@ from controlplane.breakers.actions import override_breaker
 from lookups import exceptions, resolver, slug_counts
 from lookups.models import MicroService, SlugStats
 from lookups.slug_counts import SlugCounts
+from tests.conftest import PYTHON, REPO, django_child_env
 from tests.lookups.conftest import settle
 
 
@@ -134,3 +136,40 @@ def test_top_misses_in_the_api_and_on_the_stats_page(
     assert "always-hit" not in table
     every_slug = client.get("/admin/lookups/slugstats/", {"q": "always"}).content.decode()
     assert "always-hit" in every_slug and "never-registered" not in every_slug
+
+
+CHILD = """
+import json, time
+from controlplane.lib import notifications
+from lookups import resolver
+lookups = resolver.get_lookups()
+lookups.listen()
+deadline = time.time() + 10
+while not notifications.listener.is_listening(resolver.CHANNEL) and time.time() < deadline:
+    time.sleep(0.01)
+for _ in range(200):
+    lookups.lookup("wall-painting")
+time.sleep(2)  # its upkeep flushes meanwhile; it never flushes by itself here
+print(json.dumps({"done": True}))
+"""
+
+
+@pytest.mark.slow
+def test_another_process_adds_its_counts(lookups: resolver.Lookups, quiet: None) -> None:
+    MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
+    for _ in range(5):
+        lookups.lookup("wall-painting")
+    lookups._maybe_flush_stats(force=True)
+    assert figures() == {"wall-painting": (4, 1, 0)}
+    child = subprocess.run(
+        [PYTHON, "-c", "import django; django.setup()\n" + CHILD],
+        cwd=REPO,
+        env=django_child_env(LOOKUP_STATS_FLUSH_SECONDS="0.5"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    hits, misses, _ = figures()["wall-painting"]
+    assert (hits, misses) == (4 + 199, 1 + 1)
