@@ -1,5 +1,5 @@
-"""Registry admin, the lookup stats page, cache warming for every process, the per-slug
-figures and the audit of clears."""
+"""Registry admin, the lookup stats page, cache warming and clearing for every process, the
+per-slug figures and the audit of clears."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from controlplane.lib.uuids import exact_uuid
+from lookups.clearing import clear_everywhere
 from lookups.models import CacheClear, MicroService, SlugStats
 from lookups.resolver import get_lookups
 from lookups.warming import warm_everywhere
@@ -20,6 +21,11 @@ from lookups.warming import warm_everywhere
 def _warm_message(result: dict[str, Any]) -> str:
     parts = [f"{r['process']}: {r['warmed']}" for r in result["reports"]]
     return f"Warmed {len(parts)} process(es) — " + "; ".join(parts)
+
+
+def _clear_message(result: dict[str, Any]) -> str:
+    parts = [f"{r['process']}: {r['cleared']}" for r in result["reports"]]
+    return f"Cleared the lookup cache of {len(parts)} process(es) — " + "; ".join(parts)
 
 
 @admin.register(MicroService)
@@ -59,8 +65,14 @@ class MicroServiceAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:index"))
         if request.method == "POST":
+            clear = request.POST.get("operation") == "clear"
             if not self.has_change_permission(request):
-                messages.error(request, "Warming the cache needs the ops group.")
+                messages.error(
+                    request, f"{'Clearing' if clear else 'Warming'} the cache needs the ops group."
+                )
+            elif clear:
+                result = clear_everywhere(get_lookups(), actor=request.user, via="admin")
+                messages.success(request, _clear_message(result))
             else:
                 messages.success(request, _warm_message(warm_everywhere(get_lookups())))
             return HttpResponseRedirect(reverse("admin:lookups_stats"))

@@ -35,7 +35,7 @@ from controlplane.errors.exceptions import UserFacingError
 from controlplane.lib import notifications
 from controlplane.lib.notifications import CacheGuard
 from controlplane.resilience.retry import RetryPolicy
-from lookups import stats, warming
+from lookups import clearing, stats, warming
 from lookups.cache import LookupCache
 from lookups.exceptions import DatabaseConnectionError, InvalidSlugError, MicroServiceNotFoundError
 from lookups.metrics import LookupMetrics
@@ -105,6 +105,7 @@ class Lookups:
             retryable=_is_connection_error,
         )
         self._answer_warm = functools.partial(warming.answer, self)
+        self._answer_clear = functools.partial(clearing.answer, self)
         self.answering_warm = False
         self.last_stats_flush = 0.0
         self.lock = threading.Lock()
@@ -117,22 +118,32 @@ class Lookups:
 
     # --- coherence -----------------------------------------------------------------
     def listen(self) -> None:
-        """Follow changes to the table, answer other processes' warm requests, and sweep
-        and flush periodically."""
+        """Follow changes to the table, answer other processes' warm and clear requests,
+        and sweep and flush periodically."""
         self.guard.listen()
         self.upkeep.start()
         if not self.answering_warm:
             with self.lock:
                 if not self.answering_warm:
                     notifications.subscribe(warming.CHANNEL, self._answer_warm, lambda: None)
+                    notifications.subscribe(clearing.CHANNEL, self._answer_clear, lambda: None)
                     self.answering_warm = True
 
     def close(self) -> None:
         """Stop receiving changes and warm requests (this instance is being replaced)."""
         self.guard.close()
         notifications.listener.unsubscribe(warming.CHANNEL, self._answer_warm)
+        notifications.listener.unsubscribe(clearing.CHANNEL, self._answer_clear)
         self.answering_warm = False
         self.upkeep.stop()
+
+    def clear(self) -> int:
+        """Drop every entry (ops' "clear cache", ``lookups.clearing``); the reset also keeps
+        reads in flight from caching what they read. The number of entries dropped."""
+        held = len(self.cache)
+        self.guard.reset()
+        self.cache.clear()
+        return held
 
     # --- lookups -------------------------------------------------------------------
     @counted
