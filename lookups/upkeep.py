@@ -68,6 +68,8 @@ class Upkeep:
         """Run ``tick`` in a daemon thread of this process (again after a fork)."""
         if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
             return
+        if self.pid != os.getpid():
+            self.lock = threading.Lock()  # a forked child: the parent's may have been held
         with self.lock:
             if self.pid == os.getpid() and self.thread is not None and self.thread.is_alive():
                 return
