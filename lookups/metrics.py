@@ -4,11 +4,12 @@ Latencies go into fixed log-scale buckets, so histograms from several
 processes merge exactly and p95 is read off the merged buckets (reported as
 the bucket's upper bound).
 
-Besides the lifetime totals (Prometheus counters), every count also lands in
-a bucket for its wall-clock minute; the last hour of buckets is flushed with
-the process stats, so alert flags are computed over recent windows (the last 5
-minutes and the last hour, summed over every process), where a fresh drop in
-hit rate shows at once instead of disappearing in a lifetime average.
+Every count lands in a bucket for its wall-clock minute; the last hour of
+buckets is flushed with the process stats, so alert flags are computed over
+recent windows (the last 5 minutes and the last hour, summed over every
+process), where a fresh drop in hit rate shows at once instead of disappearing
+in a lifetime average. The lifetime totals (Prometheus counters) are the
+buckets plus what has left the hour.
 """
 
 from __future__ import annotations
