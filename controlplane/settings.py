@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it compresses the final body, whatever the others made of it.
+    "controlplane.lib.compression.JsonGZipMiddleware",
     "controlplane.errors.middleware.ApiEnvelopeMiddleware",
     "controlplane.lib.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -74,6 +76,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# JSON answers at least this long are gzipped for clients that accept it (not HTML: BREACH).
+GZIP_MIN_BYTES = env_int("GZIP_MIN_BYTES", 1024, minimum=200)
 
 ROOT_URLCONF = "controlplane.urls"
 WSGI_APPLICATION = "controlplane.wsgi.application"
@@ -305,6 +310,11 @@ LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minim
 LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
 LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
 LOOKUP_REPORT_RETENTION_DAYS = env_int("LOOKUP_REPORT_RETENTION_DAYS", 1, minimum=1)
+# Each process drops its expired cache entries this often (lookups.upkeep).
+LOOKUP_SWEEP_SECONDS = env_float("LOOKUP_SWEEP_SECONDS", 300.0, minimum=1.0)
+# Per-slug figures: at most this many slugs (the busiest), none unseen for this long.
+LOOKUP_SLUG_STATS_MAX = env_int("LOOKUP_SLUG_STATS_MAX", 1000, minimum=1)
+LOOKUP_SLUG_STATS_RETENTION_DAYS = env_int("LOOKUP_SLUG_STATS_RETENTION_DAYS", 7, minimum=1)
 
 # --- Jobs -------------------------------------------------------------------------------
 JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 600, minimum=1)

@@ -142,7 +142,9 @@ def _close_side_connections(request: pytest.FixtureRequest) -> Any:
     from controlplane.breakers.registry import registry
     from controlplane.errors.store import get_store
     from controlplane.lib import notifications
+    from lookups.resolver import reset_lookups
 
+    reset_lookups()  # its upkeep thread flushes stats on a connection of its own
     notifications.listener.stop()
     registry.side.close()
     get_store().side.close()
