@@ -6,24 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from controlplane.breakers.circuit import NAME
+from controlplane.errors import catalogue
 from jobs import registry
 from jobs.actions import max_timeout_seconds
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN
 
-ERROR_STATUSES = (
-    "400",
-    "401",
-    "403",
-    "404",
-    "405",
-    "409",
-    "413",
-    "415",
-    "422",
-    "429",
-    "500",
-    "503",
-)
 ERROR_ENVELOPE = {
     "type": "object",
     "required": ["error"],
@@ -32,7 +19,7 @@ ERROR_ENVELOPE = {
             "type": "object",
             "required": ["code", "type", "message", "metadata", "support_id"],
             "properties": {
-                "code": {"type": "string", "example": "NOT_FOUND"},
+                "code": {"$ref": "#/components/schemas/ErrorCode"},
                 "type": {"type": "string", "example": "not_found"},
                 "message": {
                     "type": "string",
@@ -46,22 +33,69 @@ ERROR_ENVELOPE = {
 }
 
 
+def _code_component() -> dict[str, Any]:
+    """Every code, as a schema (exact codes as an enum, named ones as patterns) and as the
+    catalogue itself (``x-error-codes``) for clients that generate their own tables."""
+    exact = [e.code for e in catalogue.CATALOGUE if not e.is_pattern and "response" in e.where]
+    patterns = [
+        "^" + e.code.replace("<SERVICE>", "[A-Z0-9_]+").replace("<GROUP>", "[A-Z0-9_]+") + "$"
+        for e in catalogue.CATALOGUE
+        if e.is_pattern and "response" in e.where
+    ]
+    return {
+        "anyOf": [{"type": "string", "enum": exact}]
+        + [{"type": "string", "pattern": pattern} for pattern in patterns],
+        "description": "The error codes of this API; `x-error-codes` gives each one's HTTP "
+        "status, whether to retry, and what to do (recovery: "
+        + "; ".join(f"`{name}`: {text}" for name, text in catalogue.RECOVERIES.items())
+        + ").",
+        "x-error-codes": [
+            {
+                "code": e.code,
+                "status": e.status,
+                "type": e.type,
+                "retryable": e.retryable,
+                "recovery": e.recovery,
+                "where": list(e.where),
+                "description": e.description,
+            }
+            for e in catalogue.CATALOGUE
+        ],
+    }
+
+
 def add_error_envelope(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict:
-    """Postprocessing hook: every operation may answer any error status with the envelope."""
-    result.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = ERROR_ENVELOPE
+    """Postprocessing hook: each operation's error responses, one per status its codes can
+    answer with, each listing those codes (from ``controlplane.errors.catalogue``)."""
+    schemas = result.setdefault("components", {}).setdefault("schemas", {})
+    schemas["ErrorEnvelope"] = ERROR_ENVELOPE
+    schemas["ErrorCode"] = _code_component()
     ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
-    for path_item in result.get("paths", {}).values():
-        for operation in path_item.values():
+    for path, path_item in result.get("paths", {}).items():
+        for method, operation in path_item.items():
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
-            for status in ERROR_STATUSES:
-                operation["responses"].setdefault(
-                    status,
-                    {
-                        "description": "Error (see the envelope)",
-                        "content": {"application/json": {"schema": ref}},
-                    },
+            entries = catalogue.for_operation(
+                method,
+                path,
+                authenticated={} not in operation.get("security", [{}]),
+                reads_body="requestBody" in operation,
+            )
+            by_status: dict[int, list[catalogue.ErrorCode]] = {}
+            for entry in entries:
+                by_status.setdefault(entry.status, []).append(entry)
+            for status, codes in sorted(by_status.items()):
+                listed = "\n".join(
+                    f"- `{e.code}` ({'retry' if e.retryable else 'do not retry'}; "
+                    f"{e.recovery}): {e.description}"
+                    for e in codes
                 )
+                response = operation["responses"].setdefault(
+                    str(status), {"content": {"application/json": {"schema": ref}}}
+                )
+                text = f"Error envelope with one of these codes:\n\n{listed}"
+                own = response.get("description")  # a status the view documents itself
+                response["description"] = f"{own}\n\nOr: {text}" if own else text
     return result
 
 

@@ -64,6 +64,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: it compresses the final body, whatever the others made of it.
+    "controlplane.lib.compression.JsonGZipMiddleware",
     "controlplane.errors.middleware.ApiEnvelopeMiddleware",
     "controlplane.lib.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -74,6 +76,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
+
+# JSON answers at least this long are gzipped for clients that accept it (not HTML: BREACH).
+GZIP_MIN_BYTES = env_int("GZIP_MIN_BYTES", 1024, minimum=200)
 
 ROOT_URLCONF = "controlplane.urls"
 WSGI_APPLICATION = "controlplane.wsgi.application"
@@ -302,6 +307,10 @@ PROVIDER_HEALTH_INTERVAL_MINUTES = env_int("PROVIDER_HEALTH_INTERVAL_MINUTES", 1
 PROVIDER_HEALTH_TIMEOUT = env_float("PROVIDER_HEALTH_TIMEOUT", 5.0, minimum=0.1)
 PROVIDER_HEALTH_SLOW_MS = env_float("PROVIDER_HEALTH_SLOW_MS", 1000.0, minimum=1.0)
 PROVIDER_HEALTH_HISTORY_DAYS = env_int("PROVIDER_HEALTH_HISTORY_DAYS", 7, minimum=1)
+# A group's "last_good" fallback (controlplane.resilience.last_good): bodies above the cap are
+# not kept, and each group keeps at most LAST_GOOD_MAX_ROWS requests (oldest evicted).
+LAST_GOOD_MAX_BODY_BYTES = env_int("LAST_GOOD_MAX_BODY_BYTES", 65536, minimum=1)
+LAST_GOOD_MAX_ROWS = env_int("LAST_GOOD_MAX_ROWS", 1000, minimum=1)
 
 # --- Micro-service lookups ------------------------------------------------------------
 LOOKUP_CACHE_TTL = env_float("LOOKUP_CACHE_TTL", 1800.0, minimum=0.0)
@@ -312,6 +321,11 @@ LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minim
 LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
 LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
 LOOKUP_REPORT_RETENTION_DAYS = env_int("LOOKUP_REPORT_RETENTION_DAYS", 1, minimum=1)
+# Each process drops its expired cache entries this often (lookups.upkeep).
+LOOKUP_SWEEP_SECONDS = env_float("LOOKUP_SWEEP_SECONDS", 300.0, minimum=1.0)
+# Per-slug figures: at most this many slugs (the busiest), none unseen for this long.
+LOOKUP_SLUG_STATS_MAX = env_int("LOOKUP_SLUG_STATS_MAX", 1000, minimum=1)
+LOOKUP_SLUG_STATS_RETENTION_DAYS = env_int("LOOKUP_SLUG_STATS_RETENTION_DAYS", 7, minimum=1)
 
 # --- Jobs -------------------------------------------------------------------------------
 JOB_TIMEOUT_SECONDS = env_int("JOB_TIMEOUT_SECONDS", 600, minimum=1)
@@ -327,6 +341,18 @@ JOB_REDISPATCH_SECONDS = env_float("JOB_REDISPATCH_SECONDS", 60.0, minimum=1.0)
 JOB_TIMEOUT_GRACE_SECONDS = env_int("JOB_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
 JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
 JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
+# A job's deadline covers its queueing, every attempt and the waits between them
+# (jobs.deadlines): the default when a client sends none, and the most one may ask for.
+JOB_DEFAULT_DEADLINE_SECONDS = env_int("JOB_DEFAULT_DEADLINE_SECONDS", 3600, minimum=1)
+JOB_MAX_DEADLINE_SECONDS = env_int("JOB_MAX_DEADLINE_SECONDS", 86400, minimum=1)
+if not JOB_TIMEOUT_SECONDS <= JOB_DEFAULT_DEADLINE_SECONDS <= JOB_MAX_DEADLINE_SECONDS:
+    raise ImproperlyConfigured(
+        "JOB_DEFAULT_DEADLINE_SECONDS must leave room for one JOB_TIMEOUT_SECONDS and be at "
+        "most JOB_MAX_DEADLINE_SECONDS"
+    )
+# How long a job waits for a breaker that names no time to retry (forced open without an
+# expiry) before it looks again; a reset wakes it sooner (jobs.waiting).
+JOB_BREAKER_RECHECK_SECONDS = env_float("JOB_BREAKER_RECHECK_SECONDS", 30.0, minimum=1.0)
 # Finished jobs are kept as long as error records by default, so a record's job link holds.
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 90, minimum=1)
 # Bodies up to the job payload limit may be read; larger ones are refused before reading.

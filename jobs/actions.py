@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -19,7 +20,7 @@ from controlplane.errors.exceptions import (
 )
 from controlplane.lib.permissions import in_groups
 from jobs import lifecycle, registry
-from jobs.maintenance import time_out_overdue
+from jobs.maintenance import expire_past_deadline, time_out_overdue
 from jobs.models import Job, JobEvent
 from jobs.queue import dispatch_on_commit
 from lookups.exceptions import InvalidSlugError
@@ -34,6 +35,42 @@ def max_timeout_seconds() -> int:
     return settings.Q_CLUSTER["timeout"] - settings.JOB_TIMEOUT_GRACE_SECONDS
 
 
+def job_limits(timeout_seconds: int | None, deadline_seconds: int | None) -> tuple[int, int]:
+    """(timeout_seconds, deadline_seconds) for a new job, or 422.
+
+    The deadline covers queueing, every attempt and the waits between them, so it must
+    leave room for at least one attempt: an explicit deadline below an explicit timeout is
+    refused; a deadline alone shortens the default timeout to fit; a timeout alone stretches
+    the default deadline (JOB_DEFAULT_DEADLINE_SECONDS) to fit. At most
+    JOB_MAX_DEADLINE_SECONDS."""
+    most = settings.JOB_MAX_DEADLINE_SECONDS
+    if deadline_seconds is not None and not 1 <= deadline_seconds <= most:
+        raise ValidationError(
+            f"deadline_seconds must be between 1 and {most}.",
+            code="INVALID_DEADLINE",
+            metadata={"max_deadline_seconds": most},
+        )
+    if not timeout_seconds:
+        timeout_seconds = settings.JOB_TIMEOUT_SECONDS
+        if deadline_seconds is not None:
+            timeout_seconds = min(timeout_seconds, deadline_seconds)
+    elif deadline_seconds is not None and deadline_seconds < timeout_seconds:
+        raise ValidationError(
+            f"deadline_seconds ({deadline_seconds}) must leave room for one attempt: at least "
+            f"timeout_seconds ({timeout_seconds}).",
+            code="INVALID_DEADLINE",
+            metadata={"timeout_seconds": timeout_seconds},
+        )
+    if not 1 <= timeout_seconds <= max_timeout_seconds():
+        raise ValidationError(
+            f"timeout_seconds must be between 1 and {max_timeout_seconds()}.",
+            code="INVALID_TIMEOUT",
+        )
+    if deadline_seconds is None:
+        deadline_seconds = min(max(settings.JOB_DEFAULT_DEADLINE_SECONDS, timeout_seconds), most)
+    return timeout_seconds, deadline_seconds
+
+
 def create_job(
     *,
     kind: str,
@@ -41,11 +78,13 @@ def create_job(
     created_by: Any = None,
     micro_id: str = "",
     timeout_seconds: int | None = None,
+    deadline_seconds: int | None = None,
     max_attempts: int | None = None,
     idempotency_key: str | None = None,
 ) -> tuple[Job, bool]:
     """Create and enqueue a job; returns (job, created). A repeated idempotency key returns
-    the first job (or 409 if it was used for a different request).
+    the first job (or 409 if it was used for a different request). The job's deadline is
+    set on the database clock, from the same statement time as its ``created_at``.
 
     Once the job is committed this returns it as created, whatever the queue does: a
     failed hand-off to django-q2 is left to maintenance (``jobs.queue``), never reported
@@ -63,12 +102,7 @@ def create_job(
             code="JOB_KIND_FORBIDDEN",
         )
     registry.validate_payload(kind, payload)
-    timeout_seconds = timeout_seconds or settings.JOB_TIMEOUT_SECONDS
-    if not 1 <= timeout_seconds <= max_timeout_seconds():
-        raise ValidationError(
-            f"timeout_seconds must be between 1 and {max_timeout_seconds()}.",
-            code="INVALID_TIMEOUT",
-        )
+    timeout_seconds, deadline_seconds = job_limits(timeout_seconds, deadline_seconds)
     max_attempts = max_attempts or settings.JOB_MAX_ATTEMPTS
     owner = created_by if getattr(created_by, "pk", None) else None
     if idempotency_key:
@@ -98,6 +132,8 @@ def create_job(
         micro_id=micro_id,
         micro_uuid=micro_uuid,
         timeout_seconds=timeout_seconds,
+        deadline_seconds=deadline_seconds,
+        deadline_at=Now() + timedelta(seconds=deadline_seconds),
         max_attempts=max_attempts,
         idempotency_key=idempotency_key or None,
         dispatched_at=Now(),
@@ -112,7 +148,8 @@ def create_job(
                 message="created" + (f"; {micro_note}" if micro_note else ""),
                 actor=created_by.get_username() if getattr(created_by, "pk", None) else "",
             )
-            job.refresh_from_db()  # now: after the commit, only the hand-off to the queue runs
+            # Now: after the commit, only the hand-off to the queue runs.
+            job = Job.objects.with_clock().get(pk=job.pk)
             dispatch_on_commit(job.id, timeout_seconds)
     except IntegrityError:
         existing = _by_key(owner, idempotency_key) if idempotency_key else None
@@ -142,7 +179,7 @@ def cancel_job(*, job_id: uuid.UUID, actor: Any = None) -> Job:
     Finished: 409 JOB_NOT_CANCELLABLE."""
     username = actor.get_username() if getattr(actor, "pk", None) else ""
     row = lifecycle.execute_one(lifecycle.REQUEST_CANCEL, {"id": job_id, "actor": username})
-    job = Job.objects.filter(pk=job_id).first()
+    job = Job.objects.with_clock().filter(pk=job_id).first()
     if job is None:
         raise NotFoundError(f"No job {job_id}.", code="JOB_NOT_FOUND")
     if row is None:
@@ -167,12 +204,14 @@ def retry_job(*, job_id: uuid.UUID, actor: Any = None) -> Job | None:
         )
         if row is None:
             return None
-        job.refresh_from_db()
+        job = Job.objects.with_clock().get(pk=job_id)
         dispatch_on_commit(job_id, row["timeout_seconds"])
     return job
 
 
 def read_job(job_id: uuid.UUID) -> Job | None:
-    """The job as a poller should see it: an overdue running job is timed out on read."""
+    """The job as a poller should see it: a running job past its time limit, or a queued
+    one past its deadline, is timed out on read (no worker needs to run for that)."""
     time_out_overdue(job_id, actor="reader")
-    return Job.objects.filter(pk=job_id).select_related("created_by").first()
+    expire_past_deadline(job_id, actor="reader")
+    return Job.objects.with_clock().filter(pk=job_id).select_related("created_by").first()

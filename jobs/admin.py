@@ -17,12 +17,20 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from controlplane.errors.exceptions import UserFacingError
+from controlplane.errors.exceptions import UserFacingError, reference_text
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import find_uuid
 from jobs import actions
-from jobs.models import FailedJob, Job, JobEvent, JobStatus, RunningJob
+from jobs.models import (
+    WAITING_FOR_BREAKER,
+    FailedJob,
+    Job,
+    JobEvent,
+    JobStatus,
+    RunningJob,
+    WaitingJob,
+)
 
 EDITABLE_WHILE_QUEUED = ("max_attempts",)
 
@@ -127,6 +135,10 @@ class JobAdmin(admin.ModelAdmin):
                     "finished_at",
                     "timeout_seconds",
                     "timeout_at",
+                    "deadline_seconds",
+                    "deadline_at",
+                    "run_after",
+                    "waiting_for",
                     "heartbeat_at",
                     "lease_expires_at",
                     "worker",
@@ -136,7 +148,16 @@ class JobAdmin(admin.ModelAdmin):
         ),
         (
             "Outcome",
-            {"fields": ("result_block", "result_url", "error_code", "error_block", "error_link")},
+            {
+                "fields": (
+                    "result_block",
+                    "result_url",
+                    "error_code",
+                    "client_message",
+                    "error_block",
+                    "error_link",
+                )
+            },
         ),
         ("Payload (scrubbed)", {"fields": ("payload_block",)}),
     )
@@ -216,7 +237,15 @@ class JobAdmin(admin.ModelAdmin):
     def result_block(self, job: Job) -> str:
         return _scrubbed_json(job.result)
 
-    @admin.display(description="error message")
+    @admin.display(description="message the client reads")
+    def client_message(self, job: Job) -> str:
+        if not job.error_user_message:
+            return "—"
+        if job.error_support_id:
+            return reference_text(job.error_user_message, job.error_support_id)
+        return job.error_user_message
+
+    @admin.display(description="technical error (support only)")
     def error_block(self, job: Job) -> str:
         # Stored scrubbed since it was written so; older rows are scrubbed when shown.
         return default_scrubber().text(job.error_message) or "—"
@@ -285,3 +314,37 @@ class RunningJobAdmin(JobAdmin):
         "timeout_at",
     )
     list_filter = ("kind",)
+
+
+class WaitingForBreakerFilter(admin.SimpleListFilter):
+    """One choice per breaker that jobs wait for, with how many (from the partial index)."""
+
+    title = "waiting for breaker"
+    parameter_name = "breaker"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        counts = Job.objects.waiting_per_breaker()
+        return [(name, f"{name} ({n})") for name, n in sorted(counts.items())]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value():
+            return queryset.filter(waiting_for=f"{WAITING_FOR_BREAKER}{self.value()}")
+        return queryset
+
+
+@admin.register(WaitingJob)
+class WaitingJobAdmin(JobAdmin):
+    """Queued jobs held back by an open breaker, their attempts not spent; they run when
+    the breaker permits again (a reset wakes them within a maintenance pass)."""
+
+    list_display = (
+        "id",
+        "kind",
+        "waiting_for",
+        "run_after",
+        "deadline_at",
+        "attempts",
+        "created_at",
+    )
+    list_filter = (WaitingForBreakerFilter, "kind")
+    ordering = ("run_after",)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import datetime
 from typing import Any
 
 from django.conf import settings
@@ -27,19 +29,27 @@ from controlplane.lib.strict import StrictInput, whole_value_validator
 from jobs import actions, registry
 from jobs.models import Job, JobStatus
 
-POLL_STEPS = ((2, 1), (6, 2), (14, 4), (30, 8))  # (job age below, seconds until next poll)
+# A client that polls when told polls at ages 0, 1, 3, 7, 15, 30, ... s and is told 1, 2, 4,
+# 8, then 15 s. Each boundary lies half way between two of those polls, so a poll that is
+# a little early or late (network, timers) still gets the next step. (job age below, advice)
+POLL_STEPS = ((0.5, 1), (2, 2), (5, 4), (11, 8))
 POLL_CAP = 15
 
 
-def poll_after(job: Job) -> int | None:
-    """Suggested seconds before the next poll: 1 s, 2 s, 4 s, 8 s, then every 15 s."""
+def poll_after(job: Job, now: datetime | None = None) -> int | None:
+    """Suggested seconds before the next poll: 1 s, 2 s, 4 s, 8 s, then every 15 s, and
+    never past the job's deadline (the last advice lands on it, rounded up to a whole
+    second: by then the job has ended, and a read shows it). Measured on the database
+    clock the job was read with, when it was."""
     if job.is_terminal:
         return None
-    age = (timezone.now() - job.created_at).total_seconds()
-    for below, seconds in POLL_STEPS:
-        if age < below:
-            return seconds
-    return POLL_CAP
+    now = now or getattr(job, "db_now", None) or timezone.now()
+    age = (now - job.created_at).total_seconds()
+    advice = next((seconds for below, seconds in POLL_STEPS if age < below), POLL_CAP)
+    if job.deadline_at is not None:
+        left = (job.deadline_at - now).total_seconds()
+        advice = min(advice, max(1, math.ceil(left)))
+    return advice
 
 
 class JobError(serializers.Serializer):
@@ -61,6 +71,15 @@ class JobOutput(serializers.Serializer):
     max_attempts = serializers.IntegerField()
     timeout_seconds = serializers.IntegerField()
     timeout_at = serializers.DateTimeField(allow_null=True)
+    deadline_seconds = serializers.IntegerField(allow_null=True)
+    deadline_at = serializers.DateTimeField(
+        allow_null=True, help_text="The job ends by then: succeeded, failed or timed_out."
+    )
+    waiting_for = serializers.CharField(
+        help_text='Why a queued job is held back, e.g. "breaker llamaparse" while that '
+        "upstream's breaker refuses calls (no attempt is spent); empty otherwise."
+    )
+    run_after = serializers.DateTimeField(help_text="A queued job runs no earlier than this.")
     cancel_requested_at = serializers.DateTimeField(allow_null=True)
     micro_id = serializers.CharField()
     micro_uuid = serializers.UUIDField(allow_null=True)
@@ -71,10 +90,12 @@ class JobOutput(serializers.Serializer):
 
     @extend_schema_field(JobError(allow_null=True))
     def get_error(self, job: Job) -> dict[str, Any] | None:
+        """The error's own user message (what its ErrorRecord keeps), then its reference."""
         if not job.error_code or job.status == JobStatus.SUCCEEDED:
             return None
-        message = f"The job did not complete ({job.error_code})."
+        message = job.error_user_message or f"The job did not complete ({job.error_code})."
         if job.status == JobStatus.QUEUED:
+            message = message if message.endswith((".", "!", "?")) else f"{message}."
             message += " It will be retried."
         if job.error_support_id:
             message = reference_text(message, job.error_support_id)
@@ -94,6 +115,13 @@ class JobInput(StrictInput, serializers.Serializer):
     payload = serializers.DictField(required=False, default=dict)
     micro_id = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     timeout_seconds = serializers.IntegerField(required=False, min_value=1)
+    deadline_seconds = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="The whole job (queueing, every attempt, the waits between) ends within "
+        "this many seconds, or it is timed_out with deadline_exceeded. Default "
+        "JOB_DEFAULT_DEADLINE_SECONDS; at least timeout_seconds.",
+    )
     max_attempts = serializers.IntegerField(
         required=False, min_value=1, max_value=actions.MAX_ATTEMPTS_LIMIT
     )
@@ -112,7 +140,7 @@ class JobFilters(StrictInput, serializers.Serializer):
 
 def visible_jobs(user: Any) -> QuerySet[Job]:
     """Support and ops see every job; a client sees the jobs it created."""
-    jobs = Job.objects.all()
+    jobs = Job.objects.with_clock()
     return jobs if in_groups(user, SUPPORT, OPS) else jobs.filter(created_by=user)
 
 

@@ -10,6 +10,8 @@ from typing import Any
 from django.conf import settings
 
 from controlplane.errors.exceptions import ForbiddenError, ServiceUnavailableError, ValidationError
+from controlplane.resilience.failover import client_for_group
+from controlplane.resilience.groups import group_config
 from controlplane.resilience.providers import client_calls, client_for, client_may_call
 from jobs.backfill import backfill_micro_uuids
 from jobs.context import JobContext
@@ -41,30 +43,69 @@ def demo_sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _validate_http_request(payload: dict[str, Any]) -> None:
-    """Only configured providers, only the calls each allows clients (its "client_calls",
-    by default just its health path): a job must not make the worker fetch arbitrary URLs
-    (cloud metadata, loopback services), nor reach any path of a provider's API with this
-    service's credentials, and hand the answer back."""
-    provider = payload.get("provider")
-    if provider not in settings.PROVIDERS:
+    """Only configured providers (or provider groups), only the calls each allows clients
+    (its "client_calls", by default just its health path; for a group, every member must
+    allow it): a job must not make the worker fetch arbitrary URLs (cloud metadata, loopback
+    services), nor reach any path of a provider's API with this service's credentials, and
+    hand the answer back."""
+    if "provider" in payload and "group" in payload:
         raise ValidationError(
-            "payload.provider must name a configured provider.",
-            code="UNKNOWN_PROVIDER",
-            metadata={"providers": sorted(settings.PROVIDERS)},
+            "payload takes provider (one upstream) or group (a provider group with "
+            "failover), not both.",
+            code="PROVIDER_AND_GROUP_CONFLICT",
         )
+    if "group" in payload:
+        group = payload["group"]
+        if not isinstance(group, str) or group not in settings.PROVIDER_GROUPS:
+            raise ValidationError(
+                "payload.group must name a configured provider group.",
+                code="UNKNOWN_PROVIDER_GROUP",
+                metadata={"groups": sorted(settings.PROVIDER_GROUPS)},
+            )
+        members = list(group_config(group).providers)
+    else:
+        provider = payload.get("provider")
+        if not isinstance(provider, str) or provider not in settings.PROVIDERS:
+            raise ValidationError(
+                "payload.provider must name a configured provider (or payload.group a "
+                "provider group).",
+                code="UNKNOWN_PROVIDER",
+                metadata={
+                    "providers": sorted(settings.PROVIDERS),
+                    "groups": sorted(settings.PROVIDER_GROUPS),
+                },
+            )
+        members = [provider]
     path = payload.get("path", "/")
     if not isinstance(path, str) or not _SAFE_PATH.fullmatch(path) or _DOT_SEGMENT.search(path):
         raise ValidationError("payload.path must be a path such as /v1/parse.", code="INVALID_PATH")
     method = str(payload.get("method", "GET")).upper()
     if method not in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
         raise ValidationError("payload.method is not an HTTP method.", code="INVALID_METHOD")
-    if not client_may_call(provider, method, path):
-        raise ForbiddenError(
-            f"{method} {path.split('?', 1)[0]} is not among the calls provider {provider!r} "
-            "allows clients.",
-            code="PROVIDER_CALL_FORBIDDEN",
-            metadata={"allowed": client_calls(provider)},
-        )
+    for provider in members:
+        if not client_may_call(provider, method, path):
+            raise ForbiddenError(
+                f"{method} {path.split('?', 1)[0]} is not among the calls provider "
+                f"{provider!r} allows clients.",
+                code="PROVIDER_CALL_FORBIDDEN",
+                metadata={"provider": provider, "allowed": client_calls(provider)},
+            )
+
+
+def breakers_for_payload(payload: dict[str, Any]) -> list[str]:
+    """The breakers an http.request job calls through; the job waits before an attempt only
+    while none of them permits a call. A group with a declared fallback (or the development
+    mock) has an answer even then: its attempt runs, and waits only if that fallback cannot
+    answer (the group raises a CircuitOpenError)."""
+    group = payload.get("group")
+    if isinstance(group, str) and group in settings.PROVIDER_GROUPS:
+        if group_config(group).fallback is not None or settings.PROVIDER_FALLBACK_TO_MOCK:
+            return []
+        return [client_for(provider).breaker.name for provider in group_config(group).providers]
+    provider = payload.get("provider")
+    if isinstance(provider, str) and provider in settings.PROVIDERS:
+        return [client_for(provider).breaker.name]
+    return []
 
 
 # One leading slash, then no "//", no backslash, no fragment; dot segments (also %2e-encoded)
@@ -73,24 +114,33 @@ _SAFE_PATH = re.compile(r"/(?!/)[^\\#\s]*")
 _DOT_SEGMENT = re.compile(r"(?i)(?:^|/)(?:\.|%2e){1,2}(?:/|\?|$)|//")
 
 
-@job_handler("http.request", validate=_validate_http_request)
+@job_handler("http.request", validate=_validate_http_request, breakers=breakers_for_payload)
 def http_request(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """A call to a configured provider through its ServiceClient (breaker + retries):
-    payload ``{"provider", "method", "path", "json"?}``."""
+    """A call to a configured provider through its ServiceClient (breaker + retries), or to a
+    provider group (failover, then its fallback): payload ``{"provider" | "group", "method",
+    "path", "json"?}``. A POST or PATCH sends the job id as its idempotency key: the same on
+    every attempt of the job, so the upstream can tell a retry from a new call."""
     _validate_http_request(payload)
-    client = client_for(str(payload["provider"]))
+    method = str(payload.get("method", "GET")).upper()
+    path = payload.get("path", "/")
     ctx.checkpoint()
-    response = client.request(
-        str(payload.get("method", "GET")).upper(),
-        payload.get("path", "/"),
-        json=payload.get("json"),
-    )
+    served: dict[str, Any] = {}
+    if "group" in payload:
+        result = client_for_group(str(payload["group"])).request(
+            method, path, json=payload.get("json"), idempotency_key=ctx.job_id
+        )
+        response, served = result.response, result.summary()
+    else:
+        client = client_for(str(payload["provider"]))
+        response = client.request(
+            method, path, json=payload.get("json"), idempotency_key=ctx.job_id
+        )
     ctx.progress(100, "done")
     try:
         body: Any = response.json()
     except ValueError:
         body = response.text[:10_000]
-    return {"status": response.status_code, "body": body}
+    return {"status": response.status_code, "body": body, **served}
 
 
 @job_handler("lookups.warm", groups=("ops",))

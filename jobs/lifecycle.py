@@ -29,8 +29,14 @@ SELECT * FROM t
 """
 _COLUMNS = (
     "j.id, j.kind, j.payload, j.status, j.attempts, j.max_attempts, j.timeout_seconds, "
-    "j.micro_id, j.micro_uuid, j.error_support_id"
+    "j.micro_id, j.micro_uuid, j.error_code, j.error_message, j.error_user_message, "
+    "j.error_support_id, j.deadline_at, j.waiting_for"
 )
+# This attempt's time limit is the job's deadline (set so by CLAIM): running out of it is
+# deadline_exceeded, not timeout.
+_DEADLINE_BOUND = "(j.deadline_at IS NOT NULL AND j.timeout_at >= j.deadline_at)"
+# A retry or a wait is never scheduled past the deadline.
+_NOT_PAST_DEADLINE = "(j.deadline_at IS NULL OR j.deadline_at > now())"
 
 
 def _event(from_status: str = "%(from_status)s", message: str = "%(message)s") -> str:
@@ -43,12 +49,12 @@ WITH t AS (
         status = 'running', attempts = j.attempts + 1,
         started_at = COALESCE(j.started_at, now()), heartbeat_at = now(),
         lease_expires_at = now() + make_interval(secs => %(lease)s),
-        timeout_at = now() + make_interval(secs => j.timeout_seconds),
+        timeout_at = LEAST(now() + make_interval(secs => j.timeout_seconds), j.deadline_at),
         worker = %(worker)s, claim_id = gen_random_uuid(), shutdown_requested_at = NULL,
-        updated_at = now()
+        waiting_for = '', updated_at = now()
     WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
-      AND j.run_after <= now()
-    RETURNING {_COLUMNS}, j.claim_id
+      AND j.run_after <= now() AND {_NOT_PAST_DEADLINE}
+    RETURNING {_COLUMNS}, j.claim_id, {_DEADLINE_BOUND} AS deadline_bound
 ){_event("'queued'", "'claimed by ' || %(worker)s")}"""
 
 HEARTBEAT = """
@@ -69,7 +75,8 @@ SUCCEED = f"""
 WITH t AS (
     UPDATE jobs_job j SET
         status = 'succeeded', result = %(result)s, result_url = %(result_url)s, progress = 100,
-        finished_at = now(), error_code = '', error_message = '', {_RELEASE}
+        finished_at = now(), error_code = '', error_message = '', error_user_message = '',
+        {_RELEASE}
     WHERE {_MINE} AND j.cancel_requested_at IS NULL
     RETURNING {_COLUMNS}
 ){_event("'running'", "'succeeded'")}"""
@@ -84,23 +91,37 @@ WITH t AS (
 TIMED_OUT = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = 'timed_out', result = NULL, finished_at = now(), error_code = 'timeout',
-        error_message = %(message)s, error_support_id = %(support_id)s, {_RELEASE}
+        status = 'timed_out', result = NULL, finished_at = now(), error_code = %(code)s,
+        error_message = %(message)s, error_user_message = %(user_message)s,
+        error_support_id = %(support_id)s, {_RELEASE}
     WHERE {_MINE}
     RETURNING {_COLUMNS}
 ){_event("'running'")}"""
 
+# Final when the runner says so, or when the retry would start past the deadline: the job
+# fails now with this error rather than time out later without having run again.
+_FINAL = (
+    "(%(final)s OR (j.deadline_at IS NOT NULL"
+    " AND now() + make_interval(secs => %(delay)s) >= j.deadline_at))"
+)
+_RETRY_MESSAGE = (
+    "CASE WHEN NOT %(final)s AND t.status = 'failed' "
+    "THEN %(message)s || ' (not retried: the retry would start past the deadline)' "
+    "ELSE %(message)s END"
+)
 FAIL_OR_RETRY = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = CASE WHEN %(final)s THEN 'failed' ELSE 'queued' END,
+        status = CASE WHEN {_FINAL} THEN 'failed' ELSE 'queued' END,
         run_after = now() + make_interval(secs => %(delay)s), dispatched_at = NULL,
-        finished_at = CASE WHEN %(final)s THEN now() ELSE NULL END,
-        error_code = %(code)s, error_message = %(message)s, error_support_id = %(support_id)s,
+        finished_at = CASE WHEN {_FINAL} THEN now() ELSE NULL END,
+        error_code = %(code)s, error_message = %(message)s,
+        error_user_message = %(user_message)s,
+        error_support_id = CASE WHEN {_FINAL} THEN %(support_id)s::uuid END,
         worker = '', result = NULL, {_RELEASE}
     WHERE {_MINE} AND j.cancel_requested_at IS NULL
     RETURNING {_COLUMNS}
-){_event("'running'")}"""
+){_event("'running'", _RETRY_MESSAGE)}"""
 
 # A job whose cancel was requested ends cancelled rather than going back to the queue.
 _CANCEL_REQUESTED = "j.cancel_requested_at IS NOT NULL"
@@ -116,6 +137,8 @@ WITH t AS (
         error_code = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE 'worker_shutdown' END,
         error_message = CASE WHEN {_CANCEL_REQUESTED} THEN ''
                              ELSE 'the worker was shut down mid-job' END,
+        error_user_message = CASE WHEN %(requeue)s OR {_CANCEL_REQUESTED} THEN ''
+                                  ELSE %(user_message)s END,
         error_support_id = CASE WHEN %(requeue)s OR {_CANCEL_REQUESTED} THEN NULL
                                 ELSE %(support_id)s::uuid END,
         {_RELEASE}
@@ -142,15 +165,40 @@ WITH old AS (
 TIMEOUT_IF_OVERDUE = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        status = 'timed_out', result = NULL, finished_at = now(), error_code = 'timeout',
-        error_message = 'the job ran past its timeout', error_support_id = gen_random_uuid(),
-        {_RELEASE}
+        status = 'timed_out', result = NULL, finished_at = now(),
+        error_code = CASE WHEN {_DEADLINE_BOUND} THEN 'deadline_exceeded' ELSE 'timeout' END,
+        error_message = CASE WHEN {_DEADLINE_BOUND} THEN 'the job ran past its deadline'
+                             ELSE 'the job ran past its timeout' END,
+        error_user_message = CASE WHEN {_DEADLINE_BOUND} THEN %(deadline_message)s
+                                  ELSE %(timeout_message)s END,
+        error_support_id = gen_random_uuid(), {_RELEASE}
     WHERE j.id = ANY(ARRAY(
         SELECT id FROM jobs_job WHERE status = 'running' AND timeout_at <= now()
           AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
         ORDER BY timeout_at LIMIT 100 FOR UPDATE SKIP LOCKED))
     RETURNING {_COLUMNS}
 ){_event("'running'", "'timed out (detected by ' || %(actor)s || ')'")}"""
+
+# A queued (or waiting) job whose deadline passed, whether or not any worker runs: from the
+# maintenance sweep, and for one job when a client reads it.
+_EXPIRED_MESSAGE = (
+    "'the deadline passed while the job was queued'"
+    " || CASE WHEN j.waiting_for <> '' THEN ' (waiting for ' || j.waiting_for || ')' ELSE '' END"
+)
+EXPIRE_PAST_DEADLINE = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = 'timed_out', result = NULL, finished_at = now(), dispatched_at = NULL,
+        error_code = 'deadline_exceeded', error_message = {_EXPIRED_MESSAGE},
+        error_user_message = CASE WHEN j.waiting_for <> '' THEN %(waiting_message)s
+                                  ELSE %(deadline_message)s END,
+        error_support_id = gen_random_uuid(), updated_at = now()
+    WHERE j.id = ANY(ARRAY(
+        SELECT id FROM jobs_job WHERE status = 'queued' AND deadline_at <= now()
+          AND (%(id)s::uuid IS NULL OR id = %(id)s::uuid)
+        ORDER BY deadline_at LIMIT 100 FOR UPDATE SKIP LOCKED))
+    RETURNING {_COLUMNS}
+){_event("'queued'", "'deadline passed while queued (detected by ' || %(actor)s || ')'")}"""
 
 REAP_LOST = f"""
 WITH t AS (
@@ -162,6 +210,7 @@ WITH t AS (
         error_code = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE 'worker_lost' END,
         error_message = CASE WHEN {_CANCEL_REQUESTED} THEN ''
                              ELSE 'the worker running this job stopped renewing its lease' END,
+        error_user_message = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE %(user_message)s END,
         error_support_id = CASE WHEN j.attempts < j.max_attempts OR {_CANCEL_REQUESTED} THEN NULL
                                 ELSE gen_random_uuid() END,
         result = NULL,
@@ -175,14 +224,18 @@ WITH t AS (
 # dispatched_at marks a job handed to django-q2 (set in the statement, or the insert, whose
 # commit is followed by the hand-off). A job whose mark is empty or older than
 # JOB_REDISPATCH_SECONDS is due: never handed over, refused by the broker, or lost from it.
+# The timeout it returns is django-q2's hard limit for the task: never past the deadline.
 DISPATCH_DUE = """
 UPDATE jobs_job SET dispatched_at = now()
 WHERE id = ANY(ARRAY(
     SELECT id FROM jobs_job
     WHERE status = 'queued' AND cancel_requested_at IS NULL AND run_after <= now()
+      AND (deadline_at IS NULL OR deadline_at > now())
       AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(redispatch)s))
     ORDER BY run_after LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
-RETURNING id, timeout_seconds
+RETURNING id,
+    LEAST(timeout_seconds, GREATEST(1, ceil(extract(epoch FROM deadline_at - now()))))::int
+    AS timeout_seconds
 """
 
 # The hand-off failed (or a draining worker gave the job back): due on the next pass.
@@ -209,21 +262,54 @@ WITH t AS (
         attempts = CASE WHEN {_CANCEL_REQUESTED} THEN j.attempts ELSE j.attempts - 1 END,
         finished_at = CASE WHEN {_CANCEL_REQUESTED} THEN now() ELSE NULL END,
         run_after = now(), dispatched_at = NULL, worker = '', result = NULL,
-        error_code = '', error_message = '', error_support_id = NULL, {_RELEASE}
+        error_code = '', error_message = '', error_user_message = '', error_support_id = NULL,
+        {_RELEASE}
     WHERE {_MINE} AND (
         SELECT count(*) FROM jobs_jobevent e
         WHERE e.job_id = j.id AND e.message = {_AWAY_MESSAGE}) < %(most)s
     RETURNING {_COLUMNS}
 ){_event("'running'", _AWAY_MESSAGE)}"""
 
-# dispatched_at = now(): the caller hands the job over after its commit (jobs.queue).
+# The upstream's breaker refuses calls: the job waits in the queue, its attempt not spent,
+# until the breaker's retry-after (never past the deadline; the sweep ends it there). These
+# requeues are not the database-away ones, so they do not count toward that cap.
+_WAIT_UNTIL = "LEAST(now() + make_interval(secs => %(wait)s), j.deadline_at)"
+# Found before the attempt: the job was never claimed.
+WAIT_BEFORE_ATTEMPT = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        waiting_for = %(waiting_for)s, run_after = {_WAIT_UNTIL}, dispatched_at = NULL,
+        updated_at = now()
+    WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
+      AND j.run_after <= now() AND {_NOT_PAST_DEADLINE}
+    RETURNING {_COLUMNS}
+){_event("'queued'")}"""
+# Raised during the attempt (CircuitOpenError): back to the queue, the attempt given back.
+WAIT_DURING_ATTEMPT = f"""
+WITH t AS (
+    UPDATE jobs_job j SET
+        status = CASE WHEN {_CANCEL_REQUESTED} THEN 'cancelled' ELSE 'queued' END,
+        attempts = CASE WHEN {_CANCEL_REQUESTED} THEN j.attempts ELSE j.attempts - 1 END,
+        finished_at = CASE WHEN {_CANCEL_REQUESTED} THEN now() ELSE NULL END,
+        waiting_for = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE %(waiting_for)s END,
+        run_after = {_WAIT_UNTIL}, dispatched_at = NULL, worker = '', result = NULL,
+        error_code = '', error_message = '', error_user_message = '', error_support_id = NULL,
+        {_RELEASE}
+    WHERE {_MINE}
+    RETURNING {_COLUMNS}
+){_event("'running'")}"""
+
+# dispatched_at = now(): the caller hands the job over after its commit (jobs.queue). The
+# job gets a fresh deadline of its deadline_seconds (none if it was created without one).
 RETRY_NOW = f"""
 WITH t AS (
     UPDATE jobs_job j SET
         status = 'queued', attempts = 0, run_after = now(), dispatched_at = now(),
         finished_at = NULL, cancel_requested_at = NULL, result = NULL, progress = 0,
-        progress_message = '', error_code = '', error_message = '', error_support_id = NULL,
-        timeout_at = NULL, worker = '', claim_id = NULL, updated_at = now()
+        progress_message = '', error_code = '', error_message = '', error_user_message = '',
+        error_support_id = NULL, timeout_at = NULL, worker = '', claim_id = NULL,
+        waiting_for = '', deadline_at = now() + make_interval(secs => j.deadline_seconds),
+        updated_at = now()
     WHERE j.id = %(id)s AND j.status IN ('failed', 'timed_out')
     RETURNING {_COLUMNS}, %(from_status)s AS from_status
 ){_event("t.from_status", "'retry requested'")}"""

@@ -1,4 +1,5 @@
-"""Housekeeping shared by every worker: time out overdue jobs, recover lost ones, dispatch.
+"""Housekeeping shared by every worker: time out overdue jobs and jobs past their deadline,
+recover lost ones, wake jobs whose breaker permits again, dispatch.
 
 Runs every JOB_MAINTENANCE_SECONDS inside `runworker`, and once a minute as a
 django-q2 schedule (so plain `qcluster` deployments recover too). Every
@@ -17,8 +18,9 @@ from django.db import transaction
 
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
-from jobs import lifecycle
+from jobs import lifecycle, outcomes
 from jobs.queue import enqueue
+from jobs.waiting import wake_waiting
 
 logger = logging.getLogger("controlplane.jobs")
 
@@ -26,42 +28,65 @@ logger = logging.getLogger("controlplane.jobs")
 @dataclass
 class MaintenanceReport:
     timed_out: int = 0
+    past_deadline: int = 0  # queued (or waiting) jobs whose deadline passed
+    woken: int = 0  # waiting jobs whose breaker permits again
     requeued: int = 0
     failed_lost: int = 0
     dispatched: int = 0  # handed to django-q2
     dispatch_failed: int = 0  # refused by it: tried again after JOB_REDISPATCH_SECONDS
 
 
-def _record_final(rows: list[dict[str, Any]], code: str, message: str) -> None:
+def _record_final(rows: list[dict[str, Any]]) -> None:
+    """The error record of each job a statement ended, with the code and messages the
+    statement gave the job (so the job body and the record say the same)."""
     for row in rows:
         if row.get("error_support_id"):
-            record_error(
-                InternalServerError(message, code=code, support_id=row["error_support_id"]),
-                service=f"job:{row['kind']}",
-                job_id=row["id"],
+            error = InternalServerError(
+                row["error_user_message"] or None,
+                code=row["error_code"],
+                technical_message=row["error_message"] or None,
+                support_id=row["error_support_id"],
             )
+            record_error(error, service=f"job:{row['kind']}", job_id=row["id"])
 
 
 def time_out_overdue(job_id: Any = None, actor: str = "reaper") -> list[dict[str, Any]]:
-    rows = lifecycle.execute(lifecycle.TIMEOUT_IF_OVERDUE, {"id": job_id, "actor": actor})
-    _record_final(rows, "timeout", "The job took longer than its time limit.")
+    """Running jobs past this attempt's time limit (``deadline_exceeded`` when that limit
+    was the job's deadline)."""
+    rows = lifecycle.execute(
+        lifecycle.TIMEOUT_IF_OVERDUE, {"id": job_id, "actor": actor, **outcomes.deadline_params()}
+    )
+    _record_final(rows)
+    return rows
+
+
+def expire_past_deadline(job_id: Any = None, actor: str = "reaper") -> list[dict[str, Any]]:
+    """Queued or waiting jobs whose deadline passed: timed out, ``deadline_exceeded``. Needs
+    no worker: a client reading its job runs it for that job (``jobs.actions.read_job``)."""
+    rows = lifecycle.execute(
+        lifecycle.EXPIRE_PAST_DEADLINE,
+        {"id": job_id, "actor": actor, **outcomes.deadline_params()},
+    )
+    _record_final(rows)
     return rows
 
 
 def run_maintenance() -> MaintenanceReport:
     report = MaintenanceReport()
     report.timed_out = len(time_out_overdue())
-    lost = lifecycle.execute(lifecycle.REAP_LOST, {})
+    lost = lifecycle.execute(lifecycle.REAP_LOST, {"user_message": outcomes.WORKER_LOST})
     report.requeued = sum(1 for row in lost if row["status"] == "queued")
     report.failed_lost = len(lost) - report.requeued
-    _record_final(lost, "worker_lost", "The worker running this job was lost.")
+    _record_final(lost)
+    report.past_deadline = len(expire_past_deadline())
+    report.woken = wake_waiting()
     with transaction.atomic():
         due = lifecycle.execute(
             lifecycle.DISPATCH_DUE,
             {"redispatch": settings.JOB_REDISPATCH_SECONDS, "limit": 500},
         )
         transaction.on_commit(lambda: _hand_over(due, report))
-    if report.timed_out or lost or due:
+    if report.timed_out or lost or due or report.past_deadline or report.woken:
         logger.info("job maintenance: %s", report)
     return report
 

@@ -21,6 +21,9 @@ class JobStatus(models.TextChoices):
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)
 
+# What ``Job.waiting_for`` says while a job waits for an upstream's breaker (jobs.waiting).
+WAITING_FOR_BREAKER = "breaker "
+
 
 class JobQuerySet(models.QuerySet["Job"]):
     def status_counts(self, *, since: datetime) -> dict[str, int]:
@@ -28,6 +31,22 @@ class JobQuerySet(models.QuerySet["Job"]):
         rows = self.filter(created_at__gte=since).order_by().values_list("status")
         counts = dict(rows.annotate(Count("id")))
         return {status: counts.get(status, 0) for status in JobStatus.values}
+
+    def with_clock(self) -> JobQuerySet:
+        """Each job with ``db_now``, the database's clock when it was read: what polling
+        advice and deadlines are measured against (the web process's clock may differ)."""
+        return self.annotate(db_now=Now())
+
+    def waiting(self) -> JobQuerySet:
+        """Queued jobs held back by something other than the queue (an open breaker)."""
+        return self.filter(status=JobStatus.QUEUED).exclude(waiting_for="")
+
+    def waiting_per_breaker(self) -> dict[str, int]:
+        """How many jobs wait for each breaker, by breaker name (the partial index
+        ``job_waiting`` holds exactly these rows)."""
+        rows = self.waiting().filter(waiting_for__startswith=WAITING_FOR_BREAKER)
+        counts = rows.order_by().values_list("waiting_for").annotate(Count("id"))
+        return {reason.removeprefix(WAITING_FOR_BREAKER): n for reason, n in counts}
 
 
 class Job(models.Model):
@@ -48,6 +67,14 @@ class Job(models.Model):
     max_attempts = models.PositiveIntegerField(default=3)
     timeout_seconds = models.PositiveIntegerField(default=600)
     timeout_at = models.DateTimeField(null=True, blank=True)
+    # The whole job (queueing, every attempt, the waits between) ends by deadline_at, set
+    # from deadline_seconds on the database clock at creation (and at an ops "retry now").
+    # NULL on jobs created before deadlines existed.
+    deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    # Why a queued job is not running yet although its attempt is not spent: "breaker
+    # <name>" while that breaker refuses calls. Cleared when the job is claimed again.
+    waiting_for = models.CharField(max_length=120, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     shutdown_requested_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -61,7 +88,8 @@ class Job(models.Model):
     result = models.JSONField(null=True, blank=True)
     result_url = models.URLField(max_length=2000, blank=True)
     error_code = models.CharField(max_length=100, blank=True)
-    error_message = models.TextField(blank=True)
+    error_message = models.TextField(blank=True)  # technical, for support (scrubbed)
+    error_user_message = models.TextField(blank=True)  # what the client reads (user-safe)
     error_support_id = models.UUIDField(null=True, blank=True)
     # NULL means "no key" (excluded from the per-client unique constraint); "" would collide.
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
@@ -103,6 +131,16 @@ class Job(models.Model):
                 condition=models.Q(finished_at__isnull=False),
             ),
             models.Index(fields=["idempotency_key"], name="job_idempotency_key"),
+            models.Index(  # the deadline sweep of queued jobs
+                fields=["deadline_at"],
+                name="job_queued_deadline",
+                condition=models.Q(status="queued", deadline_at__isnull=False),
+            ),
+            models.Index(  # waiting jobs per breaker (admin, dashboard, wake-up)
+                fields=["waiting_for"],
+                name="job_waiting",
+                condition=models.Q(status="queued") & ~models.Q(waiting_for=""),
+            ),
         ]
         constraints = [
             # A key is unique per client: another client's key never returns their job.
@@ -188,3 +226,18 @@ class RunningJob(Job):
     class Meta:
         proxy = True
         verbose_name = "running job"
+
+
+class WaitingJobManager(models.Manager["WaitingJob"]):
+    def get_queryset(self) -> models.QuerySet:
+        return JobQuerySet(self.model, using=self._db).waiting()
+
+
+class WaitingJob(Job):
+    """Admin list of queued jobs waiting for an upstream's breaker (no attempt spent)."""
+
+    objects = WaitingJobManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "waiting job"

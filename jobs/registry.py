@@ -7,7 +7,10 @@
         return {"done": True}
 
 A handler returns the result (JSON), raises a retryable error to be retried
-with backoff, or any other error to fail the job. The built-in kinds are in
+with backoff, or any other error to fail the job. A kind that calls upstreams
+through breakers declares them (``breakers=``: payload -> breaker names): while
+none of them permits, the job waits in the queue without spending an attempt
+(``jobs.waiting``). The built-in kinds are in
 ``jobs.kinds``; a new kind is a function like the one above in any module that
 an AppConfig.ready() imports.
 """
@@ -26,6 +29,8 @@ _handlers: dict[str, Handler] = {}
 _groups: dict[str, tuple[str, ...] | None] = {}
 # kind -> payload check run at creation; raises ValidationError
 _validators: dict[str, Callable[[dict[str, Any]], None]] = {}
+# kind -> the breakers a payload's run will call (checked before each attempt)
+_breakers: dict[str, Callable[[dict[str, Any]], list[str]]] = {}
 
 
 # What a kind may look like (documented on the jobs list filter, checked at registration).
@@ -37,6 +42,7 @@ def job_handler(
     *,
     groups: tuple[str, ...] | None = None,
     validate: Callable[[dict[str, Any]], None] | None = None,
+    breakers: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> Callable[[Handler], Handler]:
     if not re.fullmatch(KIND_PATTERN.strip("^$"), kind) or len(kind) > 100:
         raise ValueError(f"job kind {kind!r} must match {KIND_PATTERN} (at most 100 characters)")
@@ -46,6 +52,8 @@ def job_handler(
         _groups[kind] = groups
         if validate:
             _validators[kind] = validate
+        if breakers:
+            _breakers[kind] = breakers
         return fn
 
     return register
@@ -59,6 +67,12 @@ def validate_payload(kind: str, payload: dict[str, Any]) -> None:
     check = _validators.get(kind)
     if check:
         check(payload)
+
+
+def breakers_for(kind: str, payload: dict[str, Any]) -> list[str]:
+    """The breakers a run of this job will call, as its kind declares (none if it does not)."""
+    names = _breakers.get(kind)
+    return list(dict.fromkeys(names(payload))) if names else []
 
 
 def get_handler(kind: str) -> Handler | None:

@@ -16,12 +16,13 @@ from typing import Any
 from django.conf import settings
 from django_q.exceptions import TimeoutException
 
+from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import InternalServerError, UserFacingError, to_user_facing
 from controlplane.errors.recording import job_context, record_error
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib import dbgate
 from controlplane.resilience.retry import RetryPolicy, is_retryable
-from jobs import lifecycle
+from jobs import lifecycle, outcomes, waiting
 from jobs.context import (
     DatabaseAway,
     Heartbeat,
@@ -109,12 +110,22 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
     except DatabaseAway as exc:
         return _requeue_uncharged(job, mine, attempt, exc)
     except (JobTimedOut, TimeoutException) as exc:
-        error = InternalServerError(
-            "The job took longer than its time limit.", code="timeout", technical_message=str(exc)
-        )
+        # The claim capped this attempt's time limit at the job's deadline: running out of it
+        # then is the deadline, whatever the attempt's own timeout.
+        if job.get("deadline_bound"):
+            user_message, code = outcomes.DEADLINE_EXCEEDED, outcomes.DEADLINE_CODE
+        else:
+            user_message, code = outcomes.TIMEOUT, outcomes.TIMEOUT_CODE
+        error = InternalServerError(user_message, code=code, technical_message=str(exc))
         _write(
             lifecycle.TIMED_OUT,
-            {**mine, "message": _stored_message(str(exc)), "support_id": _record(error, job)},
+            {
+                **mine,
+                "code": code,
+                "message": _stored_message(str(exc)),
+                "user_message": user_message,
+                "support_id": _record(error, job),
+            },
         )
         if isinstance(exc, TimeoutException):
             raise  # django-q2 replaces the worker process
@@ -130,6 +141,9 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
         # The handler's own queries lost the database (a restart, a failover): not the
         # job's fault.
         return _requeue_uncharged(job, mine, attempt, exc)
+    except CircuitOpenError as exc:
+        # An upstream's breaker refused: not the job's fault, and retrying now cannot help.
+        return waiting.wait_during_attempt(mine, exc, db_wait=outcome_wait_seconds())
     except Exception as exc:
         return _failed(job, mine, attempt, exc)
     succeeded = {**mine, "result": result, "result_url": ""}
@@ -180,7 +194,8 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
             jitter="full",
         )
         delay = policy.backoff(attempt)
-    support_id = _record(error, job) if final else None
+    if final:
+        _record(error, job)
     row = _write(
         lifecycle.FAIL_OR_RETRY,
         {
@@ -189,11 +204,17 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
             "delay": delay,
             "code": error.code,
             "message": _stored_message(error.technical_message),
-            "support_id": support_id,
+            "user_message": outcomes.stored_user_message(error.user_message),
+            "support_id": str(error.support_id),
         },
     )
     if row is None and _write(lifecycle.CANCELLED_BY_HANDLER, mine) is not None:
         return "cancelled"
+    if row is not None and row["status"] == "failed" and not final:
+        # Retryable, but the retry would start past the deadline: the job failed now, and
+        # the support_id it shows must resolve.
+        final = True
+        _record(error, job)
     logger.info(
         "job %s attempt %s failed (%s); %s",
         job["id"],
@@ -211,11 +232,15 @@ def finish_interrupted(job_id: Any, claim_id: Any, kind: str) -> None:
     requeue = settings.JOB_SHUTDOWN_ACTION == "requeue"
     support_id = None
     if not requeue:
-        error = InternalServerError(
-            "The job was interrupted by a worker shutdown.", code="worker_shutdown"
-        )
+        error = InternalServerError(outcomes.WORKER_SHUTDOWN, code="worker_shutdown")
         support_id = _record(error, {"id": job_id, "kind": kind})
     _write(
         lifecycle.SHUTDOWN,
-        {"id": job_id, "claim": claim_id, "requeue": requeue, "support_id": support_id},
+        {
+            "id": job_id,
+            "claim": claim_id,
+            "requeue": requeue,
+            "support_id": support_id,
+            "user_message": outcomes.WORKER_SHUTDOWN,
+        },
     )

@@ -11,7 +11,7 @@ from django_q.exceptions import TimeoutException
 
 from controlplane.lib.metrics import JOB_DURATION, JOBS_FINISHED
 from controlplane.lib.notifications import listener
-from jobs import lifecycle, runner
+from jobs import lifecycle, runner, waiting
 from jobs.maintenance import run_maintenance
 from jobs.retention import purge_finished_jobs
 
@@ -23,6 +23,11 @@ def run_job(job_id: str) -> str:
     if runner.draining is not None and runner.draining.is_set():
         lifecycle.execute(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
         return "skipped: worker draining"
+    # An upstream's breaker that refuses every call the job would make: the job waits in the
+    # queue, its attempt not spent (jobs.waiting).
+    waited = waiting.wait_before_attempt(job_id, db_wait=runner.outcome_wait_seconds())
+    if waited is not None:
+        return waited
     # A task delivered just before an outage waits for the database rather than failing:
     # failed, its job would wait JOB_REDISPATCH_SECONDS to be handed over again.
     job = lifecycle.execute_one_durably(

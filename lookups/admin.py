@@ -1,4 +1,5 @@
-"""Registry admin, the lookup stats page, and cache warming for every process."""
+"""Registry admin, the lookup stats page, cache warming and clearing for every process, the
+per-slug figures and the audit of clears."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from controlplane.lib.uuids import exact_uuid
-from lookups.models import MicroService
+from lookups.clearing import clear_everywhere
+from lookups.models import CacheClear, MicroService, SlugStats
 from lookups.resolver import get_lookups
 from lookups.warming import warm_everywhere
 
@@ -19,6 +21,11 @@ from lookups.warming import warm_everywhere
 def _warm_message(result: dict[str, Any]) -> str:
     parts = [f"{r['process']}: {r['warmed']}" for r in result["reports"]]
     return f"Warmed {len(parts)} process(es) — " + "; ".join(parts)
+
+
+def _clear_message(result: dict[str, Any]) -> str:
+    parts = [f"{r['process']}: {r['cleared']}" for r in result["reports"]]
+    return f"Cleared the lookup cache of {len(parts)} process(es) — " + "; ".join(parts)
 
 
 @admin.register(MicroService)
@@ -58,8 +65,14 @@ class MicroServiceAdmin(admin.ModelAdmin):
         if not self.has_view_permission(request):
             return HttpResponseRedirect(reverse("admin:index"))
         if request.method == "POST":
+            clear = request.POST.get("operation") == "clear"
             if not self.has_change_permission(request):
-                messages.error(request, "Warming the cache needs the ops group.")
+                messages.error(
+                    request, f"{'Clearing' if clear else 'Warming'} the cache needs the ops group."
+                )
+            elif clear:
+                result = clear_everywhere(get_lookups(), actor=request.user, via="admin")
+                messages.success(request, _clear_message(result))
             else:
                 messages.success(request, _warm_message(warm_everywhere(get_lookups())))
             return HttpResponseRedirect(reverse("admin:lookups_stats"))
@@ -78,3 +91,60 @@ class MicroServiceAdmin(admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         extra = {**(extra_context or {}), "stats_url": reverse("admin:lookups_stats")}
         return super().changelist_view(request, extra)
+
+
+@admin.register(SlugStats)
+class SlugStatsAdmin(admin.ModelAdmin):
+    """Per-slug figures summed over every process (read-only; at most LOOKUP_SLUG_STATS_MAX)."""
+
+    list_display = ("slug", "hits", "misses", "fallbacks", "last_seen")
+    ordering = ("-misses", "-fallbacks", "slug")
+    search_fields = ("slug",)
+    search_help_text = "A slug or its beginning."
+    show_facets = admin.ShowFacets.NEVER
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet, search_term: str
+    ) -> tuple[QuerySet, bool]:
+        term = search_term.strip().lower()
+        return (queryset.filter(slug__startswith=term) if term else queryset), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(CacheClear)
+class CacheClearAdmin(admin.ModelAdmin):
+    """Who cleared the lookup cache of every process, how and when, and who answered."""
+
+    list_display = ("created_at", "requested_by_name", "via", "processes")
+    list_filter = ("via",)
+    readonly_fields = ("request_id", "requested_by_name", "via", "created_at", "answers")
+    fields = readonly_fields
+    show_facets = admin.ShowFacets.NEVER
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("reports")
+
+    @admin.display(description="processes that cleared")
+    def processes(self, obj: CacheClear) -> int:
+        return len(obj.reports.all())
+
+    @admin.display(description="answers (process: entries dropped)")
+    def answers(self, obj: CacheClear) -> str:
+        return "; ".join(f"{r.process}: {r.cleared}" for r in obj.reports.all()) or "none"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

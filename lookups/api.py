@@ -19,7 +19,7 @@ from controlplane.errors.exceptions import ConflictError, NotFoundError, UserFac
 from controlplane.lib.pagination import cursor_page
 from controlplane.lib.permissions import IsAnyGroup, IsClient, IsOps, IsSupport
 from controlplane.lib.strict import StrictInput
-from lookups import warming
+from lookups import clearing, warming
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService, slug_validator
 from lookups.resolver import LookupResult, get_lookups
 
@@ -91,10 +91,22 @@ class StatsView(APIView):
     permission_classes = [IsSupport]
 
     @extend_schema(
+        description=(
+            "This process, the sum over every running process, and each process: cache size, "
+            "max size and TTL; lifetime counts; the 5-minute and 1-hour windows "
+            "(`windows`) with their alert flags (`alerts`: raised when either window crosses "
+            "a threshold of `thresholds`); and `top_misses`, the slugs that miss most."
+        ),
         responses=inline_serializer(
             "LookupStats",
-            {"process": serializers.DictField(), "aggregate": serializers.DictField()},
-        )
+            {
+                "process": serializers.DictField(),
+                "aggregate": serializers.DictField(),
+                "processes": serializers.ListField(child=serializers.DictField()),
+                "thresholds": serializers.DictField(),
+                "top_misses": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
     )
     def get(self, request: Request) -> Response:
         return Response(get_lookups().stats())
@@ -125,6 +137,34 @@ class WarmView(APIView):
             get_lookups(), slugs=data.validated_data.get("slugs") or None
         )
         return Response(result)
+
+
+class ClearInput(StrictInput, serializers.Serializer):
+    """No fields: the body is ``{}`` (or empty)."""
+
+
+class ClearView(APIView):
+    permission_classes = [IsOps]
+
+    @extend_schema(
+        description=(
+            "Clear the lookup cache in every web and worker process; audited (who, when). "
+            "`reports` lists each process that cleared within LOOKUP_WARM_WAIT_SECONDS."
+        ),
+        request=ClearInput,
+        responses=inline_serializer(
+            "ClearResult",
+            {
+                "request_id": serializers.UUIDField(),
+                "requested_by": serializers.CharField(),
+                "via": serializers.CharField(),
+                "reports": serializers.ListField(child=serializers.DictField()),
+            },
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        ClearInput(data=request.data).is_valid(raise_exception=True)
+        return Response(clearing.clear_everywhere(get_lookups(), actor=request.user, via="api"))
 
 
 class MicroServiceSerializer(StrictInput, serializers.ModelSerializer):
@@ -221,6 +261,7 @@ urlpatterns = [
     path("lookups/batch/", BatchView.as_view(), name="lookup-batch"),
     path("lookups/stats/", StatsView.as_view(), name="lookup-stats"),
     path("lookups/warm/", WarmView.as_view(), name="lookup-warm"),
+    path("lookups/clear/", ClearView.as_view(), name="lookup-clear"),
     path("lookups/<str:slug>/", LookupView.as_view(), name="lookup"),
     path("micro-services/", MicroServiceListView.as_view(), name="micro-service-list"),
     path(

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Now
@@ -61,3 +62,60 @@ class ProcessStats(models.Model):
 
     def __str__(self) -> str:
         return self.process
+
+
+class SlugStats(models.Model):
+    """Per-slug lookup figures summed over every process, flushed with the process stats.
+
+    Bounded: slugs a client invents land here too, so the table keeps at most
+    LOOKUP_SLUG_STATS_MAX rows (the busiest; ``lookups.slug_counts.flush``) and drops slugs
+    not seen for LOOKUP_SLUG_STATS_RETENTION_DAYS (the daily purge)."""
+
+    slug = models.CharField(max_length=SLUG_MAX_LENGTH, unique=True)
+    hits = models.BigIntegerField(default=0)
+    misses = models.BigIntegerField(default=0)
+    fallbacks = models.BigIntegerField(default=0)
+    last_seen = models.DateTimeField(db_default=Now(), db_index=True)
+
+    class Meta:
+        verbose_name = "slug lookup figures"
+        verbose_name_plural = "slug lookup figures"
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class CacheClear(models.Model):
+    """The audit row of one "clear the lookup cache in every process" (who, how, when),
+    written in the transaction that broadcasts the clear."""
+
+    request_id = models.UUIDField(unique=True, default=uuid.uuid4)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Kept when the user is deleted: the audit still says who.
+    requested_by_name = models.CharField(max_length=150)
+    via = models.CharField(max_length=10, choices=[("admin", "admin"), ("api", "API")])
+    created_at = models.DateTimeField(db_default=Now(), db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "lookup cache clear"
+
+    def __str__(self) -> str:
+        return f"{self.requested_by_name} via {self.via} ({self.request_id})"
+
+
+class ClearReport(models.Model):
+    """One row per process that cleared its lookup cache for a CacheClear."""
+
+    clear = models.ForeignKey(CacheClear, on_delete=models.CASCADE, related_name="reports")
+    process = models.CharField(max_length=200)
+    cleared = models.PositiveIntegerField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["process"]
+
+    def __str__(self) -> str:
+        return f"{self.process}: {self.cleared}"

@@ -35,11 +35,13 @@ from controlplane.errors.exceptions import UserFacingError
 from controlplane.lib import notifications
 from controlplane.lib.notifications import CacheGuard
 from controlplane.resilience.retry import RetryPolicy
-from lookups import stats, warming
+from lookups import clearing, stats, warming
 from lookups.cache import LookupCache
 from lookups.exceptions import DatabaseConnectionError, InvalidSlugError, MicroServiceNotFoundError
 from lookups.metrics import LookupMetrics
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService
+from lookups.slug_counts import SlugCounts, counted, counted_many
+from lookups.upkeep import Upkeep
 
 CHANNEL = "controlplane_lookups"
 BREAKER = "lookups-db"
@@ -103,27 +105,48 @@ class Lookups:
             retryable=_is_connection_error,
         )
         self._answer_warm = functools.partial(warming.answer, self)
+        self._answer_clear = functools.partial(clearing.answer, self)
         self.answering_warm = False
         self.last_stats_flush = 0.0
         self.lock = threading.Lock()
+        self.slug_counts = SlugCounts()
+        # The expiry sweep and the stats flush, in this process (lookups.upkeep).
+        self.upkeep = Upkeep(
+            sweep=lambda: self.cache.cleanup_expired(),
+            flush=lambda: self._maybe_flush_stats(force=True),
+        )
 
     # --- coherence -----------------------------------------------------------------
     def listen(self) -> None:
-        """Follow changes to the table, and answer other processes' warm requests."""
+        """Follow changes to the table, answer other processes' warm and clear requests,
+        and sweep and flush periodically."""
         self.guard.listen()
+        self.upkeep.start()
         if not self.answering_warm:
             with self.lock:
                 if not self.answering_warm:
                     notifications.subscribe(warming.CHANNEL, self._answer_warm, lambda: None)
+                    notifications.subscribe(clearing.CHANNEL, self._answer_clear, lambda: None)
                     self.answering_warm = True
 
     def close(self) -> None:
         """Stop receiving changes and warm requests (this instance is being replaced)."""
         self.guard.close()
         notifications.listener.unsubscribe(warming.CHANNEL, self._answer_warm)
+        notifications.listener.unsubscribe(clearing.CHANNEL, self._answer_clear)
         self.answering_warm = False
+        self.upkeep.stop()
+
+    def clear(self) -> int:
+        """Drop every entry (ops' "clear cache", ``lookups.clearing``); the reset also keeps
+        reads in flight from caching what they read. The number of entries dropped."""
+        held = len(self.cache)
+        self.guard.reset()
+        self.cache.clear()
+        return held
 
     # --- lookups -------------------------------------------------------------------
+    @counted
     def lookup(self, slug: Any) -> LookupResult:
         started = time.perf_counter()
         try:
@@ -180,6 +203,7 @@ class Lookups:
             .first()
         )
 
+    @counted_many
     def lookup_many(self, slugs: list[Any]) -> list[LookupResult | UserFacingError]:
         """Each slug's result or error, with one database query for all cache misses."""
         self.listen()
@@ -265,12 +289,12 @@ class Lookups:
         if not force and now - self.last_stats_flush < settings.LOOKUP_STATS_FLUSH_SECONDS:
             return
         self.last_stats_flush = now
-        stats.flush(self.metrics, len(self.cache))
+        stats.flush(self.metrics, self.cache, self.slug_counts)
 
     def stats(self) -> dict[str, Any]:
         """This process's figures and every recently reporting process's (``lookups.stats``)."""
         self._maybe_flush_stats(force=True)
-        return stats.collect(self.metrics, len(self.cache))
+        return stats.collect(self.metrics, self.cache)
 
 
 _lookups: Lookups | None = None

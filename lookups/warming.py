@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -45,18 +46,25 @@ def warm_everywhere(
     payload = json.dumps({"request_id": str(request_id), "origin": process_name()})
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_notify(%s, %s)", [CHANNEL, payload])
-    deadline = time.monotonic() + wait_seconds
-    seen = 1
-    while time.monotonic() < deadline:
-        time.sleep(0.1)
-        count = WarmReport.objects.filter(request_id=request_id).count()
-        if count > seen:
-            seen = count
-            deadline = min(deadline, time.monotonic() + 0.3)  # late answers trickle in quickly
+    wait_for_answers(lambda: WarmReport.objects.filter(request_id=request_id).count(), wait_seconds)
     reports = list(
         WarmReport.objects.filter(request_id=request_id).values("process", "warmed", "created_at")
     )
     return {"request_id": str(request_id), "reports": reports}
+
+
+def wait_for_answers(count: Callable[[], int], wait_seconds: float) -> None:
+    """Wait while other processes answer a broadcast (``count()``: the reports so far, this
+    process's own among them): at most ``wait_seconds``, and once answers came, until none
+    has come for 0.3 s (late answers trickle in quickly)."""
+    deadline = time.monotonic() + wait_seconds
+    seen = 1
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        answered = count()
+        if answered > seen:
+            seen = answered
+            deadline = min(deadline, time.monotonic() + 0.3)
 
 
 def answer(lookups: Warmable, payload: str) -> None:

@@ -142,7 +142,9 @@ def _close_side_connections(request: pytest.FixtureRequest) -> Any:
     from controlplane.breakers.registry import registry
     from controlplane.errors.store import get_store
     from controlplane.lib import notifications
+    from lookups.resolver import reset_lookups
 
+    reset_lookups()  # its upkeep thread flushes stats on a connection of its own
     notifications.listener.stop()
     registry.side.close()
     get_store().side.close()
@@ -172,6 +174,22 @@ def _isolated_error_store(request: pytest.FixtureRequest, tmp_path: Path, settin
         with get_store().side.connection().cursor() as cursor:
             cursor.execute("DELETE FROM errors_errorrecord; DELETE FROM errors_errorgroup")
     return
+
+
+@pytest.fixture(autouse=True)
+def _only_catalogued_error_codes(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that makes this process record an error whose code is missing from the
+    catalogue (controlplane.errors.catalogue) fails, naming the code; except a test marked
+    ``made_up_error_codes``, whose codes stand for any code a client could report."""
+    from controlplane.errors import catalogue
+
+    catalogue.unregistered.clear()
+    yield
+    found = sorted(catalogue.unregistered)
+    catalogue.unregistered.clear()
+    if request.node.get_closest_marker("made_up_error_codes"):
+        return
+    assert not found, f"error codes missing from controlplane/errors/catalogue.py: {found}"
 
 
 @pytest.fixture(autouse=True)

@@ -96,6 +96,10 @@ class CircuitBreaker:
     def allows(self) -> bool:
         return self.runtime.allows()
 
+    def refusal(self) -> CircuitOpenError | None:
+        """None if a call now would be permitted, else the CircuitOpenError it would meet."""
+        return self.runtime.refusal()
+
     @property
     def state(self) -> str:
         snap = self.runtime.current()

@@ -136,19 +136,32 @@ class BreakerRuntime:
 
     def allows(self) -> bool:
         """Would a call be permitted now? Takes no probe lease."""
+        return self.refusal() is None
+
+    def refusal(self) -> CircuitOpenError | None:
+        """What a call now would meet: None if it would be permitted, else the error it would
+        raise, with its ``retry_after`` (None: no known end, e.g. forced open without an
+        expiry). Takes no probe lease and counts no rejection: callers that wait rather than
+        call (jobs) ask this."""
         snap = self.current()
         now = time.monotonic()
         if snap is None:
-            return self._local_allows()
+            if self._local_allows():
+                return None
+            return CircuitOpenError(self.name, self.local_open_until - now, OPEN)
         if snap.override == DISABLED:
-            return True
+            return None
         if snap.override == FORCED_OPEN:
-            return snap.override_until is not None and now >= snap.override_until
-        if snap.state == CLOSED:
-            return True
+            if snap.override_until is not None and now >= snap.override_until:
+                return None
+            left = None if snap.override_until is None else snap.override_until - now
+            return CircuitOpenError(self.name, left, snap.effective_state)
         if snap.state == OPEN:
-            return snap.open_until is not None and now >= snap.open_until
-        return True  # half-open: a probe may be free
+            if snap.open_until is not None and now >= snap.open_until:
+                return None
+            left = None if snap.open_until is None else snap.open_until - now
+            return CircuitOpenError(self.name, left, OPEN)
+        return None  # closed, or half-open: a probe may be free
 
     def _refuse(self, snap: Snapshot, retry_after: float | None) -> CircuitOpenError:
         self.registry.count("rejections", self.name)

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.conf import settings
 
-from controlplane.errors import bounds, drain, store
+from controlplane.errors import bounds, catalogue, drain, store
 from controlplane.errors.exceptions import UserFacingError, known_codes
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.metrics import ERROR_RECORDS
@@ -272,6 +272,8 @@ class Recorded:
 def record_error(error: UserFacingError, **details: Any) -> Recorded:
     """Build, store (or spool) and log the record for ``error``: the one way in."""
     row = build_row(error, **details)
+    if not row["reported"]:
+        catalogue.check(row["code"])
     saved = store.save(row)
     if saved == "spooled":
         drain.spooled()

@@ -66,6 +66,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     )
     open_breakers = [b for b in not_closed if b.effective_state != CLOSED]
     oldest_queued = Job.objects.filter(status=JobStatus.QUEUED).order_by("run_after").first()
+    waiting = Job.objects.waiting_per_breaker()  # jobs held back, attempts unspent
     jobs_hour = Job.objects.status_counts(since=now - timedelta(hours=1))
     jobs_day = Job.objects.status_counts(since=now - timedelta(days=1))
     providers = health["checks"].get("providers", {}).get("providers", {})
@@ -74,6 +75,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         f"breaker {b.name} is "
         + ("forced open" if b.effective_state == FORCED_OPEN else b.effective_state)
         + (f" (client {b.owner.get_username()})" if b.owner_id else "")
+        + (f"; {waiting[b.name]} job(s) waiting for it" if waiting.get(b.name) else "")
         for b in open_breakers
     ]
     problems += [
@@ -100,7 +102,8 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "title": "Ops dashboard",
         "health": health,
         "problems": problems,
-        "breakers": [(b, state_badge(b)) for b in breakers],
+        "breakers": [(b, state_badge(b), waiting.get(b.name, 0)) for b in breakers],
+        "waiting_jobs": sorted(waiting.items()),
         "clients_closed_breakers": clients_closed,
         "can_reset": request.user.has_perm("breakers.change_breaker"),
         "jobs_hour": jobs_hour,

@@ -16,6 +16,7 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
+from controlplane.resilience.groups import group_problems, mock_fallback_groups
 from controlplane.resilience.providers import CLIENT_CALL
 
 logger = logging.getLogger("controlplane.checks")
@@ -47,6 +48,15 @@ def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]
             Error(
                 "PROVIDER_FALLBACK_TO_MOCK is enabled: failed calls would silently get mock data.",
                 hint="Unset PROVIDER_FALLBACK_TO_MOCK in production.",
+                id="controlplane.E002",
+            )
+        )
+    for group in mock_fallback_groups():
+        problems.append(
+            Error(
+                f"Provider group {group!r} declares a mock fallback: failed calls would silently "
+                "get mock data.",
+                hint='Declare a "static" or "last_good" fallback instead, or none.',
                 id="controlplane.E002",
             )
         )
@@ -112,15 +122,6 @@ def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]
                 id="controlplane.E008",
             )
         )
-    for group, members in settings.PROVIDER_GROUPS.items():
-        unknown = [m for m in members if m not in settings.PROVIDERS]
-        if unknown:
-            problems.append(
-                Warning(
-                    f"Provider group {group!r} names unknown providers {unknown}.",
-                    id="controlplane.W001",
-                )
-            )
     return problems
 
 
@@ -148,4 +149,14 @@ def configuration_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                         id="controlplane.E010",
                     )
                 )
+    for message in group_problems():
+        problems.append(
+            Error(
+                message,
+                hint='PROVIDER_GROUPS entries: ["provider", ...] or {"providers": [...], '
+                '"try_unhealthy": true, "fallback": {"type": "static", "status": 200, "json": '
+                '...} | {"type": "last_good", "max_age_seconds": 3600}}.',
+                id="controlplane.E011",
+            )
+        )
     return problems

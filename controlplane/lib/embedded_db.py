@@ -102,7 +102,19 @@ def stop(data_dir: Path) -> bool:
         return False
     user = "pgserver" if _running_as_root() else None
     pg_ctl(["-w", "-m", "fast", "stop"], pgdata=data_dir, user=user)
+    _stopped_here(data_dir)
     return True
+
+
+def _stopped_here(data_dir: Path) -> None:
+    """pgserver's exit handler stops the server it started unless told it is done: its
+    postmaster, our child, lingers as a zombie that looks alive, so a second stop fails
+    and it prints "Failed to stop server, killing it instead" at every drill's exit."""
+    from pgserver import PostgresServer
+
+    server = PostgresServer._instances.get(data_dir)
+    if server is not None:
+        server.cleanup_mode = None
 
 
 def restart(data_dir: Path) -> None:
@@ -123,6 +135,7 @@ def start(data_dir: Path) -> None:
     data_dir = data_dir.expanduser().resolve()
     with _exclusive(data_dir.parent / f".{data_dir.name}.lock"):
         server = pgserver.get_server(data_dir, cleanup_mode="stop")  # registers if new
+        server.cleanup_mode = "stop"  # running again: stop it at exit, as before stop()
         with PostgresServer._lock:
             server.ensure_postgres_running()
 

@@ -5,7 +5,10 @@
 
 Each attempt runs through the breaker; failed attempts are retried by the
 RetryPolicy when retryable (never into an open breaker) and granted by the
-upstream's retry budget, shared by every process. The final failure
+upstream's retry budget, shared by every process. A POST or PATCH carries an
+``Idempotency-Key`` header (name per client), the same on every attempt, so an upstream
+that saw a timed-out attempt can tell the retry is the same call; a key the caller gives
+(``idempotency_key=`` or the header itself) is kept. The final failure
 becomes a ``<SERVICE>_<KIND>_ERROR`` UserFacingError, recorded as an
 ErrorRecord with the breaker's name and state, the upstream response
 sanitised (status, scrubbed excerpt).
@@ -14,6 +17,7 @@ sanitised (status, scrubbed excerpt).
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +32,8 @@ from controlplane.resilience.budget import RetryBudget, RetryBudgetExhaustedErro
 from controlplane.resilience.retry import RetryPolicy, retry_after_of
 
 _EXCERPT = 500
+# Methods a retry could apply twice upstream: they carry an idempotency key.
+NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
 
 
 def _body_excerpt(response: httpx.Response) -> Any:
@@ -103,9 +109,11 @@ class ServiceClient:
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
+        idempotency_header: str = "Idempotency-Key",
         budget: RetryBudget | None = None,
     ) -> None:
         self.service = service
+        self.idempotency_header = idempotency_header
         self.base_url = base_url
         self.breaker = breaker or CircuitBreaker(service)
         self.retry = retry or RetryPolicy.from_settings()
@@ -134,9 +142,29 @@ class ServiceClient:
 
         return note
 
+    def _with_idempotency_key(
+        self, method: str, key: str | None, kwargs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """``kwargs`` with the idempotency header for a non-idempotent method: the
+        caller's header if set, else ``key``, else a fresh one. Built once per logical
+        call, so every attempt sends the same value."""
+        if method.upper() not in NON_IDEMPOTENT:
+            return kwargs
+        headers = httpx.Headers(kwargs.get("headers"))
+        if self.idempotency_header not in headers:
+            headers[self.idempotency_header] = key or str(uuid.uuid4())
+        return {**kwargs, "headers": headers}
+
     def request(
-        self, method: str, url: str, *, record: bool = True, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        record: bool = True,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
+        kwargs = self._with_idempotency_key(method, idempotency_key, kwargs)
         earlier: list[BaseException] = []
         try:
             return self.retry.call(
@@ -148,8 +176,15 @@ class ServiceClient:
             raise self._fail(exc, record, earlier) from exc
 
     async def arequest(
-        self, method: str, url: str, *, record: bool = True, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        record: bool = True,
+        idempotency_key: str | None = None,
+        **kwargs: Any,
     ) -> httpx.Response:
+        kwargs = self._with_idempotency_key(method, idempotency_key, kwargs)
         if self._aclient is None:
             self._aclient = httpx.AsyncClient(**self._options, transport=self._async_transport)
         client = self._aclient
@@ -177,6 +212,11 @@ class ServiceClient:
         self, exc: BaseException, record: bool, earlier: list[BaseException]
     ) -> UserFacingError:
         error = classify(self.service, exc)
+        # Calls that reached the upstream: a breaker refusal is not one (a retry the budget
+        # refused follows one that did). Failover reports it per provider, and support reads
+        # it on the record.
+        refused = isinstance(exc, CircuitOpenError)
+        error.context.setdefault("attempts", len(earlier) + (0 if refused else 1))
         if isinstance(exc, CircuitOpenError | RetryBudgetExhaustedError) and earlier:
             # The breaker opened between attempts, or the budget refused a retry: say what
             # the upstream did before, or support sees only the refusal (flapping drill).

@@ -1,16 +1,17 @@
-"""Provider groups with failover, and mock providers for development.
+"""Providers: one ServiceClient per configured upstream, their health, mock providers.
 
-Settings (env ``PROVIDERS`` / ``PROVIDER_GROUPS`` as JSON):
+Settings (env ``PROVIDERS`` as JSON):
 
-    PROVIDERS = {"openai": {"base_url": "https://...", "mode": "real", "api_key_env": "OPENAI_KEY"},
+    PROVIDERS = {"openai": {"base_url": "https://...", "mode": "real", "api_key_env": "OPENAI_KEY",
+                            "timeout": 10, "max_attempts": 3,
+                            "idempotency_header": "Idempotency-Key"},
                  "mistral": {"base_url": "https://...", "mode": "mock"}}
-    PROVIDER_GROUPS = {"llm": ["openai", "mistral"]}
 
-A group calls the first provider whose breaker permits and falls over to the
-next on a retryable failure; the chosen provider is returned and logged. A
-provider in ``mode: mock`` answers from an in-process httpx MockTransport;
-production refuses to start with one (system check controlplane.E001), or with
-PROVIDER_FALLBACK_TO_MOCK (E002).
+Each provider has its own breaker (named after it), timeout, attempts and idempotency
+header. Provider groups, failover and fallbacks are in ``failover`` and ``groups``. A
+provider in ``mode: mock`` answers from an in-process httpx MockTransport; production
+refuses to start with one (system check controlplane.E001), or with
+PROVIDER_FALLBACK_TO_MOCK or a group's mock fallback (E002).
 """
 
 from __future__ import annotations
@@ -20,17 +21,16 @@ import logging
 import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from django.conf import settings
 
-from controlplane.errors.exceptions import ServiceUnavailableError, UserFacingError
-from controlplane.errors.recording import record_error
 from controlplane.resilience.client import ServiceClient
+from controlplane.resilience.retry import RetryPolicy
 
 logger = logging.getLogger("controlplane.providers")
+DEFAULT_IDEMPOTENCY_HEADER = "Idempotency-Key"
 _clients: dict[str, ServiceClient] = {}
 # A provider's "client_calls" entry: what API clients may call on it through jobs.
 CLIENT_CALL = re.compile(r"(GET|HEAD|POST|PUT|PATCH|DELETE) (/[^\s?#]*)")
@@ -54,7 +54,7 @@ def client_may_call(provider: str, method: str, path: str) -> bool:
     return False
 
 
-def _mock_handler(provider: str) -> Any:
+def mock_handler(provider: str) -> Any:
     def handle(request: httpx.Request) -> httpx.Response:
         return httpx.Response(
             200, json={"mock": True, "provider": provider, "path": request.url.path}
@@ -74,13 +74,16 @@ def client_for(provider: str) -> ServiceClient:
         transport = None
         if config.get("mode") == "mock":
             logger.warning("provider %s is a MOCK (development only)", provider)
-            transport = httpx.MockTransport(_mock_handler(provider))
+            transport = httpx.MockTransport(mock_handler(provider))
+        attempts = config.get("max_attempts", settings.RETRY_DEFAULTS["max_attempts"])
         client = ServiceClient(
             provider,
             config.get("base_url", f"http://{provider}.mock"),
             timeout=float(config.get("timeout", 10.0)),
+            retry=RetryPolicy.from_settings(max_attempts=int(attempts)),
             headers=headers,
             transport=transport,
+            idempotency_header=config.get("idempotency_header", DEFAULT_IDEMPOTENCY_HEADER),
         )
         _clients[provider] = client
     return client
@@ -104,51 +107,14 @@ def set_health_reader(reader: Callable[[], dict[str, str]]) -> None:
     _health_reader = reader
 
 
-def _by_health(providers: list[str]) -> list[str]:
-    """Healthy providers first, then unknown, degraded, unhealthy; configured order within each."""
-    health = _health_reader()
-    return sorted(providers, key=lambda name: _HEALTH_ORDER[health.get(name)])
-
-
-@dataclass(frozen=True)
-class ProviderResult:
-    provider: str
-    response: httpx.Response
-    skipped: tuple[str, ...]
-
-
-def call_group(group: str, method: str, url: str, **kwargs: Any) -> ProviderResult:
-    """Call the group's providers in order, failing over on retryable failures."""
-    providers = _by_health(settings.PROVIDER_GROUPS[group])
-    skipped: list[str] = []
-    last: UserFacingError | None = None
-    for provider in providers:
-        client = client_for(provider)
-        if not client.breaker.allows():
-            skipped.append(f"{provider}: breaker open")
-            continue
-        try:
-            response = client.request(method, url, record=False, **kwargs)
-        except UserFacingError as exc:
-            if not exc.retryable:
-                record_error(exc, service=provider, breaker_name=client.breaker.name)
-                raise
-            last = exc
-            skipped.append(f"{provider}: {exc.code}")
-            continue
-        logger.info("provider group %s served by %s (skipped: %s)", group, provider, skipped)
-        return ProviderResult(provider, response, tuple(skipped))
-    if settings.PROVIDER_FALLBACK_TO_MOCK and settings.ENVIRONMENT != "production":
-        logger.warning("provider group %s fell back to MOCK data (skipped: %s)", group, skipped)
-        mock = httpx.Client(transport=httpx.MockTransport(_mock_handler(f"{group}-mock")))
-        response = mock.request(method, f"http://{group}.mock{url}", **kwargs)
-        return ProviderResult(f"{group}-mock", response, tuple(skipped))
-    error = ServiceUnavailableError(
-        code=f"{group.upper()}_ALL_PROVIDERS_FAILED",
-        technical_message=f"every provider of {group} failed or was open: {skipped}",
-        context={"skipped": skipped},
-        original=last,
-        retry_after=getattr(last, "retry_after", None),
-    )
-    record_error(error, service=group)
-    raise error
+def by_health(providers: list[str]) -> list[tuple[str, str | None]]:
+    """Each provider with its latest health (None: unknown), healthy first, then unknown,
+    degraded, unhealthy; configured order within each. Health comes from the database:
+    when it cannot be read, every provider's is unknown and the configured order holds."""
+    try:
+        health = _health_reader()
+    except Exception:  # an outage must not stop failover, only its ordering
+        logger.warning("provider health unreadable; trying providers in configured order")
+        health = {}
+    ordered = sorted(providers, key=lambda name: _HEALTH_ORDER.get(health.get(name), 1))
+    return [(name, health.get(name)) for name in ordered]

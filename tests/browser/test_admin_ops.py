@@ -64,6 +64,7 @@ def page(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         browser.close()
 
 
+@pytest.mark.made_up_error_codes
 def test_ops_reset_cancel_and_find_an_error(page: Any, live_server: Any, start_worker: Any) -> None:
     call_command("load_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
     start_worker()

@@ -181,6 +181,7 @@ def test_unhandled_exception_is_recorded_not_shown(
     assert story["username"] == client_user.username
 
 
+@pytest.mark.made_up_error_codes
 def test_record_survives_the_request_rollback(
     client_user: Any, support_user: Any, api_as: Any, client: Any
 ) -> None:

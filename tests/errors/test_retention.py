@@ -13,6 +13,7 @@ from controlplane.errors.models import ErrorGroup, ErrorRecord
 from controlplane.errors.recording import record_error
 
 
+@pytest.mark.made_up_error_codes
 @pytest.mark.django_db
 def test_purge_deletes_only_old_records_in_batches(settings: Any) -> None:
     settings.ERROR_RETENTION_DAYS = 30
@@ -37,6 +38,7 @@ def test_purge_deletes_only_old_records_in_batches(settings: Any) -> None:
     assert list(ErrorGroup.objects.values_list("code", flat=True)) == ["NEW"]
 
 
+@pytest.mark.made_up_error_codes
 @pytest.mark.django_db
 def test_anonymous_records_are_purged_sooner(settings: Any) -> None:
     settings.ERROR_RETENTION_DAYS, settings.ERROR_ANONYMOUS_RETENTION_DAYS = 90, 7

@@ -91,13 +91,14 @@ def test_a_slow_provider_is_degraded(fresh: Any) -> None:
 
 def test_failover_prefers_healthy_providers(fresh: Any) -> None:
     from controlplane.resilience import providers
+    from controlplane.resilience.failover import call_group
 
     fresh.PROVIDERS = {"first": {"mode": "mock"}, "second": {"mode": "mock"}}
     fresh.PROVIDER_GROUPS = {"llm": ["first", "second"]}
     ProviderCheck.objects.create(provider="first", status="unhealthy")
     ProviderCheck.objects.create(provider="second", status="healthy")
     providers._clients.clear()
-    assert providers.call_group("llm", "GET", "/models").provider == "second"
+    assert call_group("llm", "GET", "/models").provider == "second"
     providers._clients.clear()
 
 

@@ -33,6 +33,7 @@ def metric(text: str, name: str, labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+@pytest.mark.made_up_error_codes
 def test_counters_add_up_across_processes(transactional_db: Any) -> None:
     before = metric(
         Client().get("/metrics").content.decode(),

@@ -65,3 +65,26 @@ def test_ops_only_job_kinds(clean_jobs: None, client_user: Any, ops_user: Any, a
         api_as(ops_user).post("/api/v1/jobs/", {"kind": "lookups.warm"}, format="json").status_code
         == 201
     )
+
+
+def test_http_request_jobs_name_one_provider_or_one_group(
+    clean_jobs: None, client_user: Any, api_as: Any, settings: Any
+) -> None:
+    settings.PROVIDERS = {
+        "a": {"base_url": "http://127.0.0.1:9", "client_calls": ["POST /v1/chat", "GET /v1/*"]},
+        "b": {"base_url": "http://127.0.0.1:9", "client_calls": ["POST /v1/chat"]},
+    }
+    settings.PROVIDER_GROUPS = {"llm": {"providers": ["a", "b"]}}
+    api = api_as(client_user)
+    ok = http_job(api, group="llm", method="POST", path="/v1/chat")
+    assert ok.status_code == 201, ok.content
+    neither = http_job(api, method="POST", path="/v1/chat")
+    assert_envelope(neither, 422, "UNKNOWN_PROVIDER")
+    assert neither.json()["error"]["metadata"]["groups"] == ["llm"]
+    both = http_job(api, provider="a", group="llm", method="POST", path="/v1/chat")
+    assert_envelope(both, 422, "PROVIDER_AND_GROUP_CONFLICT")
+    assert_envelope(http_job(api, group="nope", path="/v1/chat"), 422, "UNKNOWN_PROVIDER_GROUP")
+    # Every member must allow the call: "b" does not allow GET /v1/models.
+    refused = http_job(api, group="llm", method="GET", path="/v1/models")
+    assert_envelope(refused, 403, "PROVIDER_CALL_FORBIDDEN")
+    assert refused.json()["error"]["metadata"]["provider"] == "b"

@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from lookups import resolver, stats
+from lookups.metrics import ALERTS
 from lookups.models import MicroService
 from tests.errors.helpers import assert_envelope
 from tests.lookups.conftest import settle
@@ -77,7 +78,7 @@ def test_stats_for_support(
     assert (mine["lookups"], mine["hits"], mine["misses"]) == (3, 2, 1)
     assert mine["hit_rate"] == round(2 / 3, 4)
     assert body["aggregate"]["processes"] >= 1
-    assert set(mine["alerts"]) == {"hit_rate", "db_avg_ms", "success_rate", "fallback_rate"}
+    assert set(mine["alerts"]) == set(ALERTS)
     assert_envelope(api_as(client_user).get("/api/v1/lookups/stats/"), 403, "PERMISSION_DENIED")
 
 

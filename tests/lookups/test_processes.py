@@ -1,4 +1,5 @@
-"""Two real processes: a change in one is seen by the other within a second; warming reaches it."""
+"""Two real processes: a change in one is seen by the other within a second; warming and
+clearing reach it."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ from typing import Any
 import pytest
 
 from lookups import resolver, stats
-from lookups.models import MicroService
+from lookups.models import CacheClear, ClearReport, MicroService
 from tests.conftest import PYTHON, REPO, django_child_env
 from tests.lookups.conftest import settle
 
 pytestmark = pytest.mark.slow
 
 
-def spawn(slug: str, seconds: float) -> subprocess.Popen:
+def spawn(slug: str, seconds: float, *flags: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [PYTHON, "-m", "tests.lookups.child", slug, str(seconds)],
+        [PYTHON, "-m", "tests.lookups.child", slug, str(seconds), *flags],
         cwd=REPO,
         env=django_child_env(),
         stdout=subprocess.PIPE,
@@ -87,3 +88,37 @@ def test_a_warm_request_of_many_long_slugs_reaches_the_other_process(
     assert response.status_code == 200, response.content
     warmed = {r["process"]: r["warmed"] for r in response.json()["reports"]}
     assert warmed == {stats.process_name(): 7, process: 7}
+
+
+def test_a_clear_empties_the_other_process_cache_and_says_so(
+    lookups: resolver.Lookups, ops_user: Any, api_as: Any, settings: Any
+) -> None:
+    settings.LOOKUP_WARM_WAIT_SECONDS = 3
+    service = MicroService.objects.create(slug="wall-painting")
+    settle(lookups)
+    lookups.lookup("wall-painting")
+    child = spawn("wall-painting", 8, "sources")
+    try:
+        first = json.loads(child.stdout.readline())
+        assert (first["uuid"], first["source"]) == (str(service.uuid), "db")
+        assert json.loads(child.stdout.readline())["source"] == "cache"  # it holds it now
+        response = api_as(ops_user).post("/api/v1/lookups/clear/", {}, format="json")
+        assert response.status_code == 200, response.content
+        # Its next answer comes from the database again: its cache was emptied.
+        assert json.loads(child.stdout.readline())["source"] == "db"
+    finally:
+        child.kill()
+        child.communicate()
+    body = response.json()
+    assert {r["process"]: r["cleared"] for r in body["reports"]} == {
+        stats.process_name(): 1,
+        first["process"]: 1,
+    }
+    audit = CacheClear.objects.get()
+    assert (str(audit.request_id), audit.requested_by, audit.via) == (
+        body["request_id"],
+        ops_user,
+        "api",
+    )
+    assert ClearReport.objects.filter(clear=audit).count() == 2
+    assert len(lookups.cache) == 0

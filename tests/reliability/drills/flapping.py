@@ -31,8 +31,8 @@ each client call returned, and the BreakerEvent / ErrorRecord rows -- and checks
   and per phase upstream requests <= calls x attempts, and each failing phase costs the
   upstream only a threshold's worth of requests plus probes;
 * every failed call's support_id resolves to an ErrorRecord with the breaker's name and a
-  state consistent with the error (spot-checked through the support API too); a job that
-  failed on the open breaker links its record to the job;
+  state consistent with the error (spot-checked through the support API too); a job
+  submitted while the breaker is open waits for it (no attempt spent) and then runs;
 * the breaker ends closed;
 * in the dead phase, upstream requests per call stay within 1 + the retry budget, and a
   call whose retry the budget refused is recorded as RETRY_BUDGET_EXHAUSTED with the

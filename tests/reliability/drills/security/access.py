@@ -44,6 +44,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("post", "/api/v1/lookups/batch/"): CLIENTS,  # BatchView: IsClient
     ("get", "/api/v1/lookups/stats/"): SUPPORTS,  # StatsView: IsSupport
     ("post", "/api/v1/lookups/warm/"): OPS_ONLY,  # WarmView: IsOps
+    ("post", "/api/v1/lookups/clear/"): OPS_ONLY,  # ClearView: IsOps
     ("get", "/api/v1/micro-services/"): ANY_GROUP,  # _RegistryView: reads _AnyGroup
     ("post", "/api/v1/micro-services/"): OPS_ONLY,  # _RegistryView: writes IsOps
     ("get", "/api/v1/micro-services/{slug}/"): ANY_GROUP,

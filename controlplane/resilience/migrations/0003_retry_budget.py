@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     """The retry budget's shared counts (controlplane.resilience.budget)."""
 
     dependencies = [
-        ("resilience", "0001_initial"),
+        ("resilience", "0002_last_good_response"),
     ]
 
     operations = [
