@@ -26,9 +26,11 @@ budget may be exceeded by up to 35 retries while they race for the last of it.
 
 While the database is unreachable (``controlplane.lib.dbgate`` says so, or a sync failed)
 a process decides from its own counts over the window (so the fleet's bound becomes
-P x budget for that time), tries the database again at most once a second, and never waits
-for it or raises because of it. Counts it could not sync are added once the database is
-back, unless they are older than the window.
+P x budget for that time), tries the database again at most once a second, never waits
+for it and never raises because of it. (A sync already in flight when the network goes
+dark waits until the listener notices, about a second, and cuts its socket; only the
+thread that syncs waits: the others decide from what is known meanwhile.) Counts it could
+not sync are added once the database is back, unless they are older than the window.
 
 The lookups' database retries do not take part: the database is not an upstream, and
 those retries are bounded by LOOKUP_DB_RETRIES and the database gate.
