@@ -287,6 +287,17 @@ RETRY_DEFAULTS = {
     "deadline": env_float("RETRY_DEADLINE", 30.0, minimum=0.0),
     "retry_after_cap": env_float("RETRY_AFTER_CAP", 30.0, minimum=0.0),
 }
+# The retry budget shared by every process (controlplane.resilience.budget): per upstream,
+# retries in the window <= RATIO x first attempts + MIN_PER_WINDOW. The floor lets a quiet
+# upstream (a few calls a minute, where 20 % is less than one retry) still retry a blip,
+# while ten retries a minute across the fleet is no load on a dead upstream.
+RETRY_BUDGET_RATIO = env_float("RETRY_BUDGET_RATIO", 0.2, minimum=0.0)
+RETRY_BUDGET_MIN_PER_WINDOW = env_int("RETRY_BUDGET_MIN_PER_WINDOW", 10, minimum=0)
+RETRY_BUDGET_WINDOW_SECONDS = env_float("RETRY_BUDGET_WINDOW_SECONDS", 60.0, minimum=1.0)
+# Each process adds its counts to PostgreSQL (and reads the window's totals) at most this
+# often, or after this many counted attempts, whichever comes first.
+RETRY_BUDGET_SYNC_SECONDS = env_float("RETRY_BUDGET_SYNC_SECONDS", 1.0, minimum=0.01)
+RETRY_BUDGET_SYNC_CALLS = env_int("RETRY_BUDGET_SYNC_CALLS", 100, minimum=1)
 
 # --- Upstream providers (controlplane.resilience.providers) --------------------------
 PROVIDERS = env_json("PROVIDERS", {})

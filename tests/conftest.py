@@ -190,3 +190,19 @@ def _only_catalogued_error_codes(request: pytest.FixtureRequest) -> Iterator[Non
     if request.node.get_closest_marker("made_up_error_codes"):
         return
     assert not found, f"error codes missing from controlplane/errors/catalogue.py: {found}"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_retry_budgets(request: pytest.FixtureRequest) -> None:
+    """Each test starts with no retry spent: budgets live in this process (which runs every
+    test) and their counts are committed on a side connection, outside the test's
+    transaction. (Cleaned up front, as the error tables above.)"""
+    from controlplane.resilience.budget import reset_budgets
+
+    reset_budgets()
+    if _uses_database(request):
+        from controlplane.breakers.registry import registry
+
+        request.getfixturevalue("django_db_setup")
+        with registry.side.connection().cursor() as cursor:
+            cursor.execute("DELETE FROM resilience_retrybudgetbucket")

@@ -170,6 +170,9 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     _upstream("TIMEOUT", 503, True, "The upstream did not answer in time."),
     _upstream("NETWORK", 503, True, "The upstream could not be reached."),
     _upstream("UNEXPECTED", 500, False, "The upstream answered something unexpected."),
+    ErrorCode("RETRY_BUDGET_EXHAUSTED", 503, "service_unavailable", True, "retry_later",
+              "The upstream failed and its retry budget (retries per first attempt, shared "
+              "by every process) is spent, so the call was not retried.", where=("job",)),
     ErrorCode("PROVIDER_GROUP_UNAVAILABLE", 503, "service_unavailable", True, "retry_later",
               "No provider of the group answered and no declared fallback could; metadata "
               "lists what was tried.", where=("job",)),

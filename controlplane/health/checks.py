@@ -22,6 +22,7 @@ from controlplane.errors import spool
 from controlplane.health.probes import latest
 from controlplane.lib import dbgate
 from controlplane.lib.notifications import listener
+from controlplane.resilience.models import RetryBudgetBucket
 from jobs.models import Job, JobStatus
 from lookups.metrics import summarise
 from lookups.resolver import get_lookups
@@ -130,6 +131,30 @@ def providers() -> dict[str, Any]:
     return {"status": DEGRADED if unhealthy else HEALTHY, "providers": detail}
 
 
+def retry_budgets() -> dict[str, Any]:
+    """Each upstream's retry budget over the current window, summed over every process
+    (one query on a table of at most upstreams x 12 rows). Degraded while one refuses."""
+    window = settings.RETRY_BUDGET_WINDOW_SECONDS
+    totals = RetryBudgetBucket.objects.in_window(window).totals_by_upstream()
+    upstreams = {
+        name: {
+            **counts,
+            "allowed_retries": int(
+                settings.RETRY_BUDGET_RATIO * counts["first_attempts"]
+                + settings.RETRY_BUDGET_MIN_PER_WINDOW
+            ),
+        }
+        for name, counts in totals.items()
+    }
+    refusing = [name for name, counts in upstreams.items() if counts["refused"]]
+    return {
+        "status": DEGRADED if refusing else HEALTHY,
+        "window_seconds": window,
+        "refusing": refusing,
+        "upstreams": upstreams,
+    }
+
+
 def error_spool() -> dict[str, Any]:
     """This machine's spool, from file sizes alone (the endpoint is unauthenticated: it
     must not read the rows)."""
@@ -159,6 +184,7 @@ _DATABASE_CHECKS = (
     ("workers", workers),
     ("breakers", breakers),
     ("providers", providers),
+    ("retry_budgets", retry_budgets),
 )
 
 

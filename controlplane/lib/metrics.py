@@ -36,6 +36,11 @@ BREAKER_REJECTIONS = Counter(
 RETRY_ATTEMPTS = Counter(
     "controlplane_retry_attempts", "Retries of outgoing calls, by failure type.", ["reason"]
 )
+RETRY_BUDGET_REFUSALS = Counter(
+    "controlplane_retry_budget_refusals",
+    "Retries of outgoing calls refused by the shared retry budget, by upstream.",
+    ["upstream"],
+)
 JOBS_FINISHED = Counter(
     "controlplane_job_outcomes", "Job attempts ended, by kind and outcome.", ["kind", "outcome"]
 )

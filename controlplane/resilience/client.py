@@ -4,7 +4,8 @@
     response = client.request("POST", "/parse", json={...})
 
 Each attempt runs through the breaker; failed attempts are retried by the
-RetryPolicy when retryable (never into an open breaker). A POST or PATCH carries an
+RetryPolicy when retryable (never into an open breaker) and granted by the
+upstream's retry budget, shared by every process. A POST or PATCH carries an
 ``Idempotency-Key`` header (name per client), the same on every attempt, so an upstream
 that saw a timed-out attempt can tell the retry is the same call; a key the caller gives
 (``idempotency_key=`` or the header itself) is kept. The final failure
@@ -27,6 +28,7 @@ from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import UpstreamError, UserFacingError
 from controlplane.errors.recording import record_error
 from controlplane.errors.scrubbing import default_scrubber
+from controlplane.resilience.budget import RetryBudget, RetryBudgetExhaustedError, budget_for
 from controlplane.resilience.retry import RetryPolicy, retry_after_of
 
 _EXCERPT = 500
@@ -89,6 +91,11 @@ def classify(service: str, exc: BaseException) -> UserFacingError:
     return UpstreamError(service, "UNEXPECTED", original=exc)
 
 
+def _summary(error: UserFacingError) -> dict[str, Any]:
+    """An earlier failure, as kept in the final error's record."""
+    return {"code": error.code, "message": error.technical_message, **error.context}
+
+
 class ServiceClient:
     def __init__(
         self,
@@ -103,12 +110,14 @@ class ServiceClient:
         async_transport: httpx.AsyncBaseTransport | None = None,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
         idempotency_header: str = "Idempotency-Key",
+        budget: RetryBudget | None = None,
     ) -> None:
         self.service = service
         self.idempotency_header = idempotency_header
         self.base_url = base_url
         self.breaker = breaker or CircuitBreaker(service)
         self.retry = retry or RetryPolicy.from_settings()
+        self.budget = budget or budget_for(service)
         self.on_retry = on_retry
         self._options = {"base_url": base_url, "timeout": timeout, "headers": headers or {}}
         self._client = httpx.Client(**self._options, transport=transport)
@@ -161,6 +170,7 @@ class ServiceClient:
             return self.retry.call(
                 lambda: self.breaker.call(self._send, method, url, kwargs),
                 on_retry=self._noting(earlier),
+                budget=self.budget,
             )
         except Exception as exc:
             raise self._fail(exc, record, earlier) from exc
@@ -187,7 +197,7 @@ class ServiceClient:
         earlier: list[BaseException] = []
         try:
             return await self.retry.acall(
-                lambda: self.breaker.acall(send), on_retry=self._noting(earlier)
+                lambda: self.breaker.acall(send), on_retry=self._noting(earlier), budget=self.budget
             )
         except Exception as exc:
             raise self._fail(exc, record, earlier) from exc
@@ -202,17 +212,19 @@ class ServiceClient:
         self, exc: BaseException, record: bool, earlier: list[BaseException]
     ) -> UserFacingError:
         error = classify(self.service, exc)
-        # Calls that reached the upstream: a breaker refusal is not one. Failover reports it
-        # per provider, and support reads it on the record.
+        # Calls that reached the upstream: a breaker refusal is not one (a retry the budget
+        # refused follows one that did). Failover reports it per provider, and support reads
+        # it on the record.
         refused = isinstance(exc, CircuitOpenError)
         error.context.setdefault("attempts", len(earlier) + (0 if refused else 1))
-        if isinstance(exc, CircuitOpenError) and earlier:
-            # The breaker opened between attempts: say what the upstream did before it
-            # refused the retry, or support sees only "circuit open" (flapping drill).
+        if isinstance(exc, CircuitOpenError | RetryBudgetExhaustedError) and earlier:
+            # The breaker opened between attempts, or the budget refused a retry: say what
+            # the upstream did before, or support sees only the refusal (flapping drill).
             error.context["earlier_attempts"] = [
-                {"code": e.code, "message": e.technical_message, **e.context}
-                for e in (classify(self.service, failure) for failure in earlier)
+                _summary(classify(self.service, e)) for e in earlier
             ]
+        if isinstance(exc, RetryBudgetExhaustedError) and exc.original is not None:
+            error.context["refused_failure"] = _summary(classify(self.service, exc.original))
         if record:
             state = exc.breaker_state if isinstance(exc, CircuitOpenError) else self.breaker.state
             record_error(

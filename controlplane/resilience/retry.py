@@ -10,6 +10,11 @@ while the breaker is open, within ``max_attempts`` and a total ``deadline``. A
 ``retry_after_cap`` and by what is left of the deadline. Written here rather
 than on tenacity: Retry-After and the breaker rule would each need custom
 wait/stop classes there, and this is shorter than that glue.
+
+Given a ``budget`` (``controlplane.resilience.budget``; every ServiceClient passes its
+upstream's), the first attempt is counted once it went out (not when the breaker refused
+it), and each retry must be granted by the budget shared by every process; a refused retry
+raises ``RetryBudgetExhaustedError`` instead, carrying the failure it did not retry.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from django.conf import settings
@@ -31,6 +36,9 @@ from psycopg import OperationalError as PsycopgOperationalError
 
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.lib.metrics import RETRY_ATTEMPTS
+
+if TYPE_CHECKING:
+    from controlplane.resilience.budget import RetryBudget
 
 T = TypeVar("T")
 logger = logging.getLogger("controlplane.retry")
@@ -125,12 +133,16 @@ class RetryPolicy:
         started: float,
         clock: Callable[[], float],
         on_retry: Callable[[int, BaseException, float], None] | None,
+        budget: RetryBudget | None = None,
     ) -> float | None:
-        """The wait before the next attempt (counted and logged), or None to re-raise."""
+        """The wait before the next attempt (counted and logged), or None to re-raise; raises
+        the budget's refusal when the retry would exceed it."""
         remaining = None if self.deadline is None else self.deadline - (clock() - started)
         delay = self.next_delay(attempt, exc, remaining)
         if delay is None:
             return None
+        if budget is not None and not budget.spend_retry():
+            raise budget.refusal(exc, retry_after_of(exc)) from exc
         RETRY_ATTEMPTS.labels(type(exc).__name__).inc()
         if on_retry:
             on_retry(attempt, exc, delay)
@@ -144,18 +156,27 @@ class RetryPolicy:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
+        budget: RetryBudget | None = None,
     ) -> T:
         started = clock()
         attempt = 0
         while True:
             attempt += 1
             try:
-                return fn()
+                result = fn()
             except Exception as exc:
-                delay = self._after_failure(attempt, exc, started, clock, on_retry)
+                if budget is not None:
+                    _count_first(attempt, exc, budget)
+                    budget.sync_if_due()
+                delay = self._after_failure(attempt, exc, started, clock, on_retry, budget)
                 if delay is None:
                     raise
                 sleep(delay)
+            else:
+                if budget is not None:
+                    _count_first(attempt, None, budget)
+                    budget.sync_if_due()
+                return result
 
     async def acall(
         self,
@@ -164,15 +185,33 @@ class RetryPolicy:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         on_retry: Callable[[int, BaseException, float], None] | None = None,
+        budget: RetryBudget | None = None,
     ) -> T:
         started = clock()
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await fn()
+                result = await fn()
             except Exception as exc:
-                delay = self._after_failure(attempt, exc, started, clock, on_retry)
+                if budget is not None:
+                    _count_first(attempt, exc, budget)
+                    if budget.sync_due():  # a round trip: off the event loop
+                        await asyncio.to_thread(budget.sync)
+                delay = self._after_failure(attempt, exc, started, clock, on_retry, budget)
                 if delay is None:
                     raise
                 await sleep(delay)
+            else:
+                if budget is not None:
+                    _count_first(attempt, None, budget)
+                    if budget.sync_due():
+                        await asyncio.to_thread(budget.sync)
+                return result
+
+
+def _count_first(attempt: int, exc: BaseException | None, budget: RetryBudget) -> None:
+    """Count a first attempt that reached the upstream: one the breaker refused was never
+    sent. (A retry is counted when the budget grants it.)"""
+    if attempt == 1 and not getattr(exc, "breaker_name", None):
+        budget.count_first_attempt()

@@ -42,6 +42,7 @@ def test_all_checks_are_reported(fresh: Any) -> None:
         "workers",
         "breakers",
         "providers",
+        "retry_budgets",
         "error_spool",
         "lookup_cache",
     }

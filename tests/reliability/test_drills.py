@@ -1,10 +1,13 @@
 """The fast subset of `make drills`, in the normal suite: bounded fuzzing, the security
 probes over HTTP, the abuse drill with fewer label and breaker floods, a short
-worker-crash drill and a short spool-faults drill, against a real stack (gunicorn with
-2 workers + runworker) on a database of its own on the test server.
+worker-crash drill, a short spool-faults drill and a short flapping drill (one trip, then
+the dead phase that only the retry budget bounds), against a real stack (gunicorn with
+2 workers + runworker) on a database of its own on the test server, with the flapping
+upstream as its provider (as in `make drills`).
 
-The database-outage, flapping and load drills run in `make drills` only: the outage
-drill stops the database server, which the rest of the suite shares.
+The database-outage and load drills, and the flapping drill's every phase, run in
+`make drills` only: the outage drill stops the database server, which the rest of the
+suite shares.
 """
 
 from __future__ import annotations
@@ -18,20 +21,32 @@ from django.conf import settings
 from tests.reliability.drills import (
     DrillResult,
     abuse,
+    flapping,
     fuzz,
     security,
     spool_faults,
     worker_crash,
 )
+from tests.reliability.drills._flapping_upstream import Upstream, provider_settings
 from tests.reliability.drills.stack import Stack, fresh_database
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def upstream() -> Iterator[Upstream]:
+    running = Upstream().start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, upstream: Upstream) -> Iterator[Stack]:
     url = fresh_database(settings.DATABASE_URL, "controlplane_drills_ci")
     running = Stack(database_url=url, workdir=Path(tmp_path_factory.mktemp("drills")))
+    running.env.update(provider_settings(upstream))
     try:
         yield running.start()
     finally:
@@ -69,3 +84,11 @@ def test_a_full_disk_and_killed_replays_lose_no_spooled_record(stack: Stack) -> 
     result = spool_faults.run(stack, kills=3, rows=1000, seed=20261130)
     assert_passed(result)
     assert result.figures["efbig_logged"] > 0 and result.figures["kills_mid_replay"] >= 1
+
+
+def test_the_retry_budget_holds_across_four_processes(stack: Stack, upstream: Upstream) -> None:
+    stack.reset_breakers()  # the fuzzer, as ops, may have force-opened the provider's breaker
+    result = flapping.run(stack, upstream, phases=flapping.BUDGET_PHASES)
+    assert_passed(result)
+    assert result.figures["budget_phase_ratio"] <= result.figures["budget_phase_bound"] < 3
+    assert result.figures["budget_phase_refused_calls"] > 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.reliability.drills import DrillResult
+from tests.reliability.drills._flapping_budget import check_budget
 from tests.reliability.drills._flapping_records import check_end, check_error_records, check_jobs
 from tests.reliability.drills._flapping_upstream import (
     CLIENT_TIMEOUT,
@@ -90,6 +91,7 @@ def check_all(stack: Stack, result: DrillResult, observed: Observed, upstream_he
     check_trips_and_closes(result, observed)
     check_open_periods(result, observed)
     check_retry_after(result, observed)
+    check_budget(result, observed)
     check_error_records(stack, result, observed)
     check_jobs(stack, result, observed)
     check_end(stack, result, observed)

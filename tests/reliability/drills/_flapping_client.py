@@ -30,6 +30,7 @@ import httpx  # noqa: E402
 from controlplane.breakers.sql import CHANNEL  # noqa: E402
 from controlplane.errors.exceptions import UserFacingError  # noqa: E402
 from controlplane.lib import notifications  # noqa: E402
+from controlplane.resilience.budget import SLOTS  # noqa: E402
 from controlplane.resilience.providers import client_for  # noqa: E402
 
 MAX_LIFETIME = 600.0  # never outlive a drill that crashed without writing the stop file
@@ -75,6 +76,13 @@ def main(provider: str, label: str, path: str, interval: float, stop_file: str) 
                 "deadline": policy.deadline,
                 "retry_after_cap": policy.retry_after_cap,
                 "max_delay": policy.max_delay,
+            },
+            "budget": {
+                "ratio": client.budget.ratio,
+                "floor": client.budget.floor,
+                "window_seconds": client.budget.window_seconds,
+                "sync_seconds": client.budget.sync_seconds,
+                "slots": SLOTS,
             },
         }
     )

@@ -5,10 +5,11 @@ ends closed (see flapping.py)."""
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tests.reliability.drills import DrillResult
 from tests.reliability.drills._flapping_upstream import (
+    BUDGET_CODE,
     CODE,
     CODE_OF_STATUS,
     JOB_PATH,
@@ -41,6 +42,8 @@ def check_error_records(stack: Stack, result: DrillResult, obs: Observed) -> Non
         sent = obs.by_call.get(call["call"], [])
         if call["code"] == OPEN_CODE:
             fits = len(sent) < attempts
+        elif call["code"] == BUDGET_CODE:  # a retry refused: after at least the first attempt
+            fits = 0 < len(sent) < attempts
         else:
             fits = bool(sent) and call["code"] == f"{CODE}_{CODE_OF_STATUS.get(sent[-1].status)}"
         if not fits:
@@ -59,10 +62,16 @@ def check_error_records(stack: Stack, result: DrillResult, obs: Observed) -> Non
                 f"{call['call']}: {len(sent)} upstream answers before the refusal,"
                 f" {len(context.get('earlier_attempts', []))} in the record"
             )
+        elif code == BUDGET_CODE and not _keeps_refused_failure(context, sent):
+            wrong.append(
+                f"{call['call']}: a retry the budget refused after {[h.status for h in sent]},"
+                f" recorded as {context.get('refused_failure', {}).get('code')!r} with"
+                f" {len(context.get('earlier_attempts', []))} earlier attempts"
+            )
         elif state not in ("closed", "open", "half_open"):
             wrong.append(f"{call['call']}: breaker state {state!r}")
         elif code.endswith(("_SERVER_ERROR", "_RATE_LIMIT_ERROR")) and (
-            context.get("upstream", {}).get("status") not in (500, 429)
+            context.get("upstream", {}).get("status") not in (500, 503, 429)
         ):
             wrong.append(f"{call['call']}: no upstream status in the record")
     codes: dict[str, int] = defaultdict(int)
@@ -86,6 +95,16 @@ def check_error_records(stack: Stack, result: DrillResult, obs: Observed) -> Non
                 f"GET /api/v1/errors/{support_id}/ ({code}) as support: "
                 f"{response.status_code} {str(body)[:200]}",
             )
+
+
+def _keeps_refused_failure(context: dict[str, Any], sent: list[Any]) -> bool:
+    """A budget refusal's record keeps the answer it did not retry and the ones before."""
+    refused = context.get("refused_failure", {})
+    return (
+        bool(sent)
+        and refused.get("code") == f"{CODE}_{CODE_OF_STATUS.get(sent[-1].status)}"
+        and len(context.get("earlier_attempts", [])) == len(sent) - 1
+    )
 
 
 def check_jobs(stack: Stack, result: DrillResult, obs: Observed) -> None:
@@ -138,10 +157,11 @@ def check_jobs(stack: Stack, result: DrillResult, obs: Observed) -> None:
             f"the job that waited did not succeed through the upstream: {waited}",
         )
         return
-    # It may have run into a later failing phase; a breaker refusal never fails it.
+    # It may have run into a later failing phase (the dead one: its retry refused by the
+    # budget); a breaker refusal never fails it.
     result.check(
         status == "failed"
-        and error.get("code", "").startswith(f"{CODE}_")
+        and (error.get("code", "").startswith(f"{CODE}_") or error.get("code") == BUDGET_CODE)
         and error.get("code") != OPEN_CODE,
         f"the job that waited for the breaker ended {status} {error.get('code')}: {waited}",
     )

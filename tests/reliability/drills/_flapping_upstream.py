@@ -1,6 +1,6 @@
 """The flapping drill's upstream: a real HTTP server on 127.0.0.1 whose behaviour the drill
-switches between healthy, 500, timeout and 429 phases, recording every request it receives
-(see flapping.py)."""
+switches between healthy, 500, timeout, 429 and dead (503) phases, recording every request it
+receives (see flapping.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,13 @@ HEALTH_PATH = "/health"
 CLIENT_TIMEOUT = 1.0  # seconds; the timeout phase hangs well past it
 HANG_SECONDS = 2.5
 OPEN_CODE = f"{CODE}_CIRCUIT_OPEN"
-CODE_OF_STATUS = {500: "SERVER_ERROR", 429: "RATE_LIMIT_ERROR", None: "TIMEOUT_ERROR"}
+CODE_OF_STATUS = {
+    500: "SERVER_ERROR",
+    503: "SERVER_ERROR",
+    429: "RATE_LIMIT_ERROR",
+    None: "TIMEOUT_ERROR",
+}
+BUDGET_CODE = "RETRY_BUDGET_EXHAUSTED"
 
 RETRY = {
     "RETRY_MAX_ATTEMPTS": "3",
@@ -30,6 +36,12 @@ RETRY = {
     "RETRY_JITTER": "full",
     "RETRY_DEADLINE": "8",
     "RETRY_AFTER_CAP": "3",
+    # The retry budget at its default ratio (0.2), its time compressed twelvefold so the dead
+    # phase spans two windows: a 5 s window synced every 0.25 s (as 60 s synced every 3 s),
+    # with a floor to match.
+    "RETRY_BUDGET_WINDOW_SECONDS": "5",
+    "RETRY_BUDGET_SYNC_SECONDS": "0.25",
+    "RETRY_BUDGET_MIN_PER_WINDOW": "3",
 }
 
 
@@ -109,7 +121,7 @@ class Upstream:
             return
         with self.lock:
             phase, kind, retry_after = self.phase, self.kind, self.retry_after
-        status = {"healthy": 200, "error": 500, "429": 429, "timeout": None}[kind]
+        status = {"healthy": 200, "error": 500, "429": 429, "timeout": None, "dead": 503}[kind]
         hit = Hit(
             at=at,
             phase=phase,

@@ -1,13 +1,19 @@
-"""Drill: an upstream that flaps between healthy, 500, timeout and 429 phases.
+"""Drill: an upstream that flaps between healthy, 500, timeout, 429 and dead phases.
 
 A real HTTP server on 127.0.0.1 (``_flapping_upstream.Upstream``) is the only provider
-the stack knows (``provider_settings``). Two child Django processes (``_flapping_client``)
+the stack knows (``provider_settings``). Four child Django processes (``_flapping_client``)
 call it through ``client_for(provider)`` -- the real ServiceClient, the shared breaker in
-the stack's PostgreSQL, the settings' RetryPolicy -- at a steady pace while the drill
-switches the upstream's behaviour, and two ``http.request`` jobs go through the API and
-the real worker. Two caller processes (plus the worker), rather than one, so the breaker
-is exercised as a *shared* breaker: one process's failures must stop the other's calls
-(NOTIFY, generations).
+the stack's PostgreSQL, the settings' RetryPolicy and retry budget -- at a steady pace
+while the drill switches the upstream's behaviour, and two ``http.request`` jobs go through
+the API and the real worker. Several caller processes (plus the worker), rather than one,
+so the breaker and the retry budget are exercised as *shared*: one process's failures must
+stop the other's calls (NOTIFY, generations), and their retries share one budget.
+
+In the dead phase the upstream answers 503 to everything while the breaker's threshold is
+raised out of reach (as an operator would for an upstream the breaker must not cut off),
+so only the retry budget bounds the retries: upstream requests per call must stay within
+1 + the budget (the ratio, plus the floor's and the documented overshoot's share; see
+``_flapping_budget``), where the same calls without a budget cost RETRY_MAX_ATTEMPTS each.
 
 Afterwards the drill joins three independent records -- what the upstream received, what
 each client call returned, and the BreakerEvent / ErrorRecord rows -- and checks:
@@ -27,11 +33,14 @@ each client call returned, and the BreakerEvent / ErrorRecord rows -- and checks
 * every failed call's support_id resolves to an ErrorRecord with the breaker's name and a
   state consistent with the error (spot-checked through the support API too); a job
   submitted while the breaker is open waits for it (no attempt spent) and then runs;
-* the breaker ends closed.
+* the breaker ends closed;
+* in the dead phase, upstream requests per call stay within 1 + the retry budget, and a
+  call whose retry the budget refused is recorded as RETRY_BUDGET_EXHAUSTED with the
+  upstream answer it did not retry.
 
-Breaker policy: set on this provider's breaker row (threshold 3, cooldown 3 s, one probe)
-before the clients start, as an operator would in the admin -- not through the global
-BREAKER_* defaults, which every other drill sharing this stack would inherit.
+Breaker policy: set on this provider's breaker row (threshold CLIENTS + 1, cooldown 3 s, one
+probe) before the clients start, as an operator would in the admin -- not through the
+global BREAKER_* defaults, which every other drill sharing this stack would inherit.
 """
 
 from __future__ import annotations
@@ -54,14 +63,18 @@ from tests.reliability.drills._flapping_upstream import (
 )
 from tests.reliability.drills.stack import REPO, Stack
 
-CLIENTS = 2
+CLIENTS = 4
 CALL_INTERVAL = 0.25  # seconds between call starts, per client process
 GRACE = 0.5  # requests permitted just before the open (in flight) may still arrive
 UNTIL_CLOSED_MAX = 15.0
+# The dead phase's threshold: out of reach, so the breaker never stops the calls.
+OUT_OF_REACH = 1_000_000
 
 BREAKER = {
     "policy": "consecutive",
-    "failure_threshold": 3,
+    # One more than the callers: a Retry-After shorter than the cooldown is seen honoured only
+    # if the callers' first 429s (each then waits) do not trip the breaker on their own.
+    "failure_threshold": CLIENTS + 1,
     "window_seconds": 60,
     "failure_rate_threshold": None,
     "minimum_calls": 20,
@@ -77,7 +90,7 @@ BREAKER = {
 
 @dataclass(frozen=True)
 class Phase:
-    kind: str  # healthy | error | timeout | 429
+    kind: str  # healthy | error | timeout | 429 | dead
     seconds: float  # healthy phases marked until_closed: seconds kept after the close
     retry_after: int | None = None
     until_closed: bool = False
@@ -92,9 +105,19 @@ PHASES = (
     Phase("429", 7, retry_after=2),
     Phase("healthy", 2, until_closed=True),
     Phase("429", 7, retry_after=6),  # above RETRY_AFTER_CAP: the cap applies
+    Phase("healthy", 2, until_closed=True),
+    Phase("dead", 10),  # the breaker held closed: only the retry budget bounds retries
     Phase("healthy", 3, until_closed=True),
 )
-FAILING = ("error", "timeout", "429")
+# The bounded version in the test suite: one trip and recovery, then the dead phase.
+BUDGET_PHASES = (
+    Phase("healthy", 3),
+    Phase("error", 6),
+    Phase("healthy", 2, until_closed=True),
+    Phase("dead", 10),
+    Phase("healthy", 2, until_closed=True),
+)
+FAILING = ("error", "timeout", "429")  # the phases the breaker must cut short
 
 
 # --- driving -------------------------------------------------------------------------------
@@ -116,6 +139,17 @@ def _configure_breaker(stack: Stack) -> dict[str, Any]:
             [PROVIDER],
         ).fetchone()
     return {"id": row[0], "state": row[1], "override": row[2], "generation": row[3]}
+
+
+def _hold_breaker(stack: Stack, threshold: int) -> None:
+    """Set the breaker's threshold (out of reach for the dead phase, back after it), its
+    count of failures in a row restarted."""
+    with stack.connect() as conn:
+        conn.execute(
+            "UPDATE breakers_breaker SET failure_threshold = %s, consecutive_failures = 0"
+            " WHERE name = %s",
+            [threshold, PROVIDER],
+        )
 
 
 def _breaker_state(stack: Stack) -> tuple[str, str]:
@@ -201,12 +235,18 @@ def _wait_job(stack: Stack, job_id: str, seconds: float = 30) -> dict[str, Any]:
             time.sleep(0.2)
 
 
-def _drive(stack: Stack, upstream: Upstream, result: DrillResult) -> dict[str, Any]:
+def _drive(
+    stack: Stack, upstream: Upstream, result: DrillResult, phases: tuple[Phase, ...]
+) -> dict[str, Any]:
     """Run the phases; returns the phase windows and the jobs submitted."""
     windows: list[dict[str, Any]] = []
     jobs: dict[str, str] = {}
-    for index, phase in enumerate(PHASES):
+    for index, phase in enumerate(phases):
+        if phase.kind == "dead":
+            _hold_breaker(stack, OUT_OF_REACH)
         upstream.set_phase(index, phase.kind, phase.retry_after)
+        if index and phases[index - 1].kind == "dead":
+            _hold_breaker(stack, BREAKER["failure_threshold"])
         start = time.time()
         closed_at = None
         if phase.until_closed:
@@ -220,7 +260,7 @@ def _drive(stack: Stack, upstream: Upstream, result: DrillResult) -> dict[str, A
                 f"phase {index} ({phase.kind}): the breaker did not close within "
                 f"{UNTIL_CLOSED_MAX:.0f} s of the upstream recovering",
             )
-            if index == len(PHASES) - 1 and closed_at is not None:
+            if index == len(phases) - 1 and closed_at is not None:
                 jobs["ok"] = _submit_job(stack, "ok")
         end_at = time.monotonic() + phase.seconds
         while time.monotonic() < end_at:
@@ -243,7 +283,7 @@ def _drive(stack: Stack, upstream: Upstream, result: DrillResult) -> dict[str, A
 # --- the drill -----------------------------------------------------------------------------
 
 
-def run(stack: Stack, upstream: Upstream) -> DrillResult:
+def run(stack: Stack, upstream: Upstream, phases: tuple[Phase, ...] = PHASES) -> DrillResult:
     from tests.reliability.drills import _flapping_checks as checks
 
     result = DrillResult("flapping")
@@ -257,7 +297,7 @@ def run(stack: Stack, upstream: Upstream) -> DrillResult:
     clients = _start_clients(stack, stop_file)
     try:
         ready = _wait_ready(clients)
-        driven = _drive(stack, upstream, result)
+        driven = _drive(stack, upstream, result, phases)
     finally:
         stop_file.touch()
         for process, _ in clients:
