@@ -43,13 +43,13 @@ def listening() -> bool:
     return all(listener.is_listening(channel) for channel in CHANNELS)
 
 
-def setup(users: dict[str, str | None], services: list[str]) -> dict[str, Any]:
+def setup(users: dict[str, str | None], services: list[str], staff: bool = False) -> dict[str, Any]:
     """Users (name -> group or None) with a token each, and active micro-services."""
     tokens = {}
     auth_guard, lookups_guard = authentication.cache.guard, resolver.get_lookups().guard
     auth_changes = auth_guard.changes + sum(1 for group in users.values() if group)
     for name, group in users.items():
-        user = User.objects.create_user(username=name, password="pw")
+        user = User.objects.create_user(username=name, password="pw", is_staff=staff)
         if group:
             user.groups.add(Group.objects.get(name=group))
         tokens[name] = Token.objects.create(user=user).key
@@ -61,13 +61,18 @@ def setup(users: dict[str, str | None], services: list[str]) -> dict[str, Any]:
     return {"tokens": tokens, "uuids": uuids}
 
 
-def request(method: str, path: str, token: str | None, body: Any = None) -> dict[str, Any]:
+def request(
+    method: str, path: str, token: str | None = None, body: Any = None, session: str = ""
+) -> dict[str, Any]:
     headers = {"HTTP_AUTHORIZATION": f"Token {token}"} if token else {}
+    client = Client(raise_request_exception=False)  # answered as in production
+    if session:
+        client.cookies["sessionid"] = session
     data = json.dumps(body) if body is not None else None
     # What the WSGI handler does around every request (the test client leaves it out): a
     # connection broken by the outage is dropped, not reused.
     close_old_connections()
-    response = Client().generic(
+    response = client.generic(
         method, path, data=data or "", content_type="application/json", **headers
     )
     close_old_connections()
@@ -84,6 +89,10 @@ def handle(command: dict[str, Any]) -> dict[str, Any]:
         return setup(**command)
     if op == "request":
         return request(**command)
+    if op == "login":  # a staff user's admin session; returns its cookie
+        client = Client()
+        client.force_login(User.objects.get(username=command["username"]))
+        return {"session": client.cookies["sessionid"].value}
     if op == "wait_lost":  # the listener lost the database and its reconnection failed
         wait_for(dbgate.is_unreachable, "the gate never closed")
         return {"lost": True}
