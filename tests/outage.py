@@ -31,12 +31,12 @@ class OwnServer:
     pgdata: Path
     url: str
 
-    def stop(self) -> float:
-        """Stop the server (``pg_ctl stop -m fast``, waits until it is down); returns
-        ``time.monotonic()`` from just before (the same clock as the child's)."""
+    def stop(self) -> tuple[float, float]:
+        """Stop the server (``pg_ctl stop -m fast``, which waits until it is down); returns
+        ``time.monotonic()`` (the child's clock too) from just before and just after."""
         began = time.monotonic()
         assert embedded_db.stop(self.pgdata), "the server was not running"
-        return began
+        return began, time.monotonic()
 
     def start(self) -> None:
         embedded_db.start(self.pgdata)
