@@ -66,11 +66,13 @@ def test_an_open_breaker_falls_back_without_a_database_call(
     lookups.breaker.allows()  # load the new state (the breaker's own side connection)
     with CaptureQueriesContext(connection) as queries:
         result = lookups.lookup("wall-painting")
+    item = lookups.lookup_many(["wall-painting"])[0]
     assert (result.uuid, result.source, result.fallback_used) == (None, "fallback", True)
     assert result.reason == resolver.BREAKER_OPEN
     assert result.reason.code == "LOOKUPS_DB_CIRCUIT_OPEN"
+    assert item == result  # a batch item answers exactly as a single lookup
     assert len(queries) == 0
-    assert lookups.metrics.raw()["counters"]["fallbacks"] == 1
+    assert lookups.metrics.raw()["counters"]["fallbacks"] == 2
 
 
 def test_a_change_drops_the_cached_entry(lookups: resolver.Lookups) -> None:
