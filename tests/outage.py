@@ -91,7 +91,6 @@ class Child:
             stderr=subprocess.PIPE,
             text=True,
         )
-        (workdir / "prometheus").mkdir(exist_ok=True)
         assert self.read() == {"ready": True}
 
     def read(self) -> Any:
