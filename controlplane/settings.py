@@ -161,6 +161,10 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 
 AUTH_CACHE_TTL = env_float("AUTH_CACHE_TTL", 60.0, minimum=0.0)
 AUTH_CACHE_MAX_SIZE = env_int("AUTH_CACHE_MAX_SIZE", 10_000, minimum=1)
+# While the database is unreachable, a token this process held when it lost the database
+# keeps working this long after that moment (0: never). Short: a revocation made where
+# this process cannot see it (a network split) waits this long to reach it.
+AUTH_STALE_IF_ERROR_SECONDS = env_float("AUTH_STALE_IF_ERROR_SECONDS", 900.0, minimum=0.0)
 
 # --- REST API -------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -315,6 +319,9 @@ LAST_GOOD_MAX_ROWS = env_int("LAST_GOOD_MAX_ROWS", 1000, minimum=1)
 # --- Micro-service lookups ------------------------------------------------------------
 LOOKUP_CACHE_TTL = env_float("LOOKUP_CACHE_TTL", 1800.0, minimum=0.0)
 LOOKUP_CACHE_MAX_SIZE = env_int("LOOKUP_CACHE_MAX_SIZE", 100, minimum=1)
+# While the database is unreachable, a mapping this process held when it lost the database
+# is answered stale (flagged, with its age) this long after that moment (0: never).
+LOOKUP_STALE_IF_ERROR_SECONDS = env_float("LOOKUP_STALE_IF_ERROR_SECONDS", 3600.0, minimum=0.0)
 LOOKUP_DB_RETRIES = env_int("LOOKUP_DB_RETRIES", 3, minimum=0)
 LOOKUP_WARM_ON_START = env_bool("LOOKUP_WARM_ON_START", False)
 LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minimum=0.0)

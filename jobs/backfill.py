@@ -42,7 +42,7 @@ def backfill_micro_uuids(
         results = lookups.lookup_many([slug for _, slug in rows])
         ids, uuids = [], []
         for (job_id, slug), result in zip(rows, results, strict=True):
-            if isinstance(result, LookupResult) and result.uuid is not None:
+            if isinstance(result, LookupResult) and result.uuid is not None and not result.stale:
                 ids.append(job_id)
                 uuids.append(result.uuid)
             else:

@@ -32,11 +32,42 @@ SLUG_PARAMETER = OpenApiParameter(
 )
 
 
+class LookupReason(serializers.Serializer):
+    """Why an answer is stale or the slug-only fallback (the database could not answer)."""
+
+    code = serializers.CharField(help_text="as in error envelopes")
+    message = serializers.CharField()
+    recovery = serializers.ChoiceField(choices=["fallback"])
+
+
 class LookupOutput(serializers.Serializer):
     slug = serializers.CharField()
-    uuid = serializers.UUIDField(allow_null=True)
+    uuid = serializers.UUIDField(allow_null=True, help_text="null: continue with the slug only")
     source = serializers.ChoiceField(choices=["cache", "db", "fallback"])
-    fallback_used = serializers.BooleanField()
+    fallback_used = serializers.BooleanField(help_text="true: uuid is null, the slug-only fallback")
+    stale = serializers.BooleanField(
+        help_text="true: the database is unreachable and this mapping is what this process "
+        "held when it lost the database"
+    )
+    stale_age_seconds = serializers.FloatField(
+        allow_null=True, help_text="seconds since a stale mapping was last known correct"
+    )
+    reason = LookupReason(allow_null=True, help_text="set on stale and fallback answers")
+
+
+class LookupItemError(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    recovery = serializers.ChoiceField(choices=["abort", "fallback"])
+
+
+class LookupBatchItem(LookupOutput):
+    """A batch item: a single lookup's answer, or the code and recovery a single lookup's
+    error envelope would carry (``error``; uuid and source null)."""
+
+    slug = serializers.CharField(allow_null=True)
+    source = serializers.ChoiceField(choices=["cache", "db", "fallback"], allow_null=True)
+    error = LookupItemError(required=False)
 
 
 def _result(item: LookupResult | UserFacingError) -> dict[str, Any]:
@@ -48,6 +79,9 @@ def _result(item: LookupResult | UserFacingError) -> dict[str, Any]:
         "uuid": None,
         "source": None,
         "fallback_used": False,
+        "stale": False,
+        "stale_age_seconds": None,
+        "reason": None,
         "error": {
             "code": item.code,
             "message": item.user_message,
@@ -78,7 +112,9 @@ class BatchView(APIView):
 
     @extend_schema(
         request=BatchInput,
-        responses=inline_serializer("LookupBatch", {"results": serializers.ListField()}),
+        responses=inline_serializer(
+            "LookupBatch", {"results": serializers.ListField(child=LookupBatchItem())}
+        ),
     )
     def post(self, request: Request) -> Response:
         data = BatchInput(data=request.data)

@@ -1,4 +1,9 @@
-"""The in-process slug -> result cache: TTL plus LRU eviction, clock injectable for tests."""
+"""The in-process slug -> result cache: TTL plus LRU eviction, clock injectable for tests.
+
+While the change listener is away, what the cache held is kept apart for stale answers
+(``keep``, ``get_kept``; ``controlplane.lib.stale``): never more than ``max_size`` entries,
+since they are the live entries of that moment.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from controlplane.lib.stale import Kept
 
 
 class LookupCache:
@@ -26,6 +33,7 @@ class LookupCache:
         self._lock = threading.Lock()
         self.evictions = 0
         self.expirations = 0
+        self.kept: Kept[str, Any] = Kept(clock)
 
     def get(self, slug: str) -> Any | None:
         with self._lock:
@@ -71,10 +79,25 @@ class LookupCache:
     def drop(self, slug: str) -> None:
         with self._lock:
             self._entries.pop(slug, None)
+            self.kept.drop(slug)
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self.kept.clear()
+
+    def keep(self, as_of: float) -> None:
+        """The change listener lost the database: what the cache holds stops answering as
+        fresh and is kept for stale answers, correct as of ``as_of`` (whatever its TTL:
+        the notifications, not the TTL, are what kept it correct)."""
+        with self._lock:
+            held = {slug: value for slug, (value, _) in self._entries.items()}
+            self.kept.keep(held, as_of)
+            self._entries.clear()
+
+    def get_kept(self, slug: str, max_age: float) -> tuple[Any, float] | None:
+        """(value, seconds since it was last known correct), while the listener is away."""
+        return self.kept.get(slug, max_age)
 
     def cleanup_expired(self) -> int:
         """Remove expired entries (they are also dropped lazily on access)."""

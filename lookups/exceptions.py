@@ -20,5 +20,8 @@ class MicroServiceNotFoundError(NotFoundError):
 
 
 class DatabaseConnectionError(ServiceUnavailableError):
+    """The registry cannot be read. Lookups answer it with 200 (stale, or the slug-only
+    fallback) and this code in ``reason`` (``lookups.resolver.DATABASE_UNAVAILABLE``)."""
+
     code = "LOOKUP_DATABASE_UNAVAILABLE"
     recovery = "fallback"

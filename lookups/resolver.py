@@ -2,11 +2,15 @@
 
     1. validate the slug                     -> InvalidSlugError (400, recovery: abort)
     2. in-process cache (TTL + LRU)          -> source "cache"
-    3. breaker "lookups-db" open             -> fallback at once, no database call
+    3. database unreachable (the gate is closed) or breaker "lookups-db" open
+                                             -> degraded at once, no database call
     4. database, retried on connection errors only (backoff 100 ms x2, cap 2 s, 3 retries)
     5. found -> cached, source "db"; not found -> MicroServiceNotFoundError (404, recovery:
-       fallback, the caller may go on slug-only); unreachable -> DatabaseConnectionError
-       (503, recovery: fallback)
+       fallback, the caller may go on slug-only); unreachable -> degraded
+    Degraded (the same answer for a single lookup and a batch item): the mapping this
+    process held when its listener lost the database, ``stale`` with its age, for up to
+    LOOKUP_STALE_IF_ERROR_SECONDS; otherwise the slug-only fallback (uuid None). Both
+    carry the reason (code, message, recovery "fallback").
 
 The cache is trusted only while this process is listening for changes
 (NOTIFY from the table's trigger); otherwise every lookup reads the database,
@@ -14,6 +18,9 @@ so no process serves a stale UUID for longer than the notification takes. A valu
 read from the database is cached only if no invalidation of its slug arrived since
 before the read, checked and stored in one step with the invalidation's drop
 (``LookupCache.put_if``), so a change landing in between cannot be overwritten.
+When the listener loses its connection, what the cache held is kept for stale answers
+only (``controlplane.lib.stale``): correct as of the listener's last round trip, and
+cleared by the reconnection's reset.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import re
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -31,8 +38,8 @@ from django.db import OperationalError, connection
 
 from controlplane.breakers.circuit import CircuitBreaker
 from controlplane.breakers.exceptions import CircuitOpenError
-from controlplane.errors.exceptions import UserFacingError
-from controlplane.lib import notifications
+from controlplane.errors.exceptions import UserFacingError, service_code_prefix
+from controlplane.lib import dbgate, notifications
 from controlplane.lib.notifications import CacheGuard
 from controlplane.resilience.retry import RetryPolicy
 from lookups import clearing, stats, warming
@@ -49,11 +56,35 @@ _SLUG = re.compile(SLUG_PATTERN)
 
 
 @dataclass(frozen=True)
+class Degraded:
+    """Why an answer is stale or the slug-only fallback; ``recovery`` as in error envelopes."""
+
+    code: str
+    message: str
+    recovery: str = "fallback"
+
+
+DATABASE_UNAVAILABLE = Degraded(
+    DatabaseConnectionError.code,
+    "The micro-service registry cannot be reached: continue with this answer (the slug "
+    "only when uuid is null).",
+)
+BREAKER_OPEN = Degraded(
+    f"{service_code_prefix(BREAKER)}_CIRCUIT_OPEN",
+    "The micro-service registry is paused after repeated failures: continue with this "
+    "answer (the slug only when uuid is null).",
+)
+
+
+@dataclass(frozen=True)
 class LookupResult:
     slug: str
     uuid: uuid.UUID | None
     source: str  # cache | db | fallback
     fallback_used: bool = False
+    stale: bool = False
+    stale_age_seconds: float | None = None  # since the value was last known correct
+    reason: Degraded | None = None  # set on stale and fallback answers
 
 
 def validate_slug(slug: Any) -> str:
@@ -69,6 +100,11 @@ def validate_slug(slug: Any) -> str:
 
 def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    # Once the listener knows the database is away, another try only fails at the gate.
+    return _is_connection_error(exc) and not dbgate.is_unreachable()
 
 
 def _fresh_connection(attempt: int, exc: BaseException, delay: float) -> None:
@@ -92,7 +128,12 @@ class Lookups:
         self.cache = LookupCache(
             max_size=settings.LOOKUP_CACHE_MAX_SIZE, ttl_seconds=settings.LOOKUP_CACHE_TTL
         )
-        self.guard = CacheGuard(CHANNEL, on_change=self.cache.drop, on_reset=self.cache.clear)
+        self.guard = CacheGuard(
+            CHANNEL,
+            on_change=self.cache.drop,
+            on_reset=self.cache.clear,
+            on_lost=self.cache.keep,
+        )
         self.metrics = LookupMetrics()
         self.breaker = CircuitBreaker(BREAKER, is_failure=_is_connection_error)
         self.retry = RetryPolicy(
@@ -102,7 +143,7 @@ class Lookups:
             max_delay=2.0,
             jitter="full",
             deadline=None,
-            retryable=_is_connection_error,
+            retryable=_worth_retrying,
         )
         self._answer_warm = functools.partial(warming.answer, self)
         self._answer_clear = functools.partial(clearing.answer, self)
@@ -164,26 +205,22 @@ class Lookups:
         self.listen()
         seen = self.guard.stamp(slug)
         self.metrics.count("lookups", "misses")
-        if not self.breaker.allows():
-            self.metrics.count("fallbacks")
-            return LookupResult(slug, None, "fallback", fallback_used=True)
-        try:
-            found = self.retry.call(
-                lambda: self.breaker.call(self._query_one, slug), on_retry=_fresh_connection
-            )
-        except CircuitOpenError:
-            self.metrics.count("fallbacks")
-            return LookupResult(slug, None, "fallback", fallback_used=True)
-        except OperationalError as exc:
-            self.metrics.count("errors")
-            raise DatabaseConnectionError(
-                "Micro-service lookups are temporarily unavailable; continue with the slug only.",
-                original=exc,
-                retry_after=5,
-                metadata={"recovery": "fallback", "slug": slug},
-            ) from exc
-        finally:
-            self._maybe_flush_stats()
+        found: uuid.UUID | None = None
+        reason = self._refusal()
+        if reason is None:
+            try:
+                found = self.retry.call(
+                    lambda: self.breaker.call(self._query_one, slug), on_retry=_fresh_connection
+                )
+            except CircuitOpenError:
+                reason = BREAKER_OPEN
+            except OperationalError:
+                self.metrics.count("errors")
+                reason = DATABASE_UNAVAILABLE
+            finally:
+                self._maybe_flush_stats()
+        if reason is not None:
+            return self._degraded(slug, reason)
         self.metrics.observe("db", time.perf_counter() - started)
         if found is None:
             self.metrics.count("not_found")
@@ -195,6 +232,28 @@ class Lookups:
             lambda: self.guard.trusted() and self.guard.stamp(slug) == seen,
         )
         return LookupResult(slug, found, "db")
+
+    def _refusal(self) -> Degraded | None:
+        """Why the database is not asked at all now, or None."""
+        if dbgate.is_unreachable():  # the listener knows: fail fast, no connection attempt
+            return DATABASE_UNAVAILABLE
+        if not self.breaker.allows():
+            return BREAKER_OPEN
+        return None
+
+    def _degraded(self, slug: str, reason: Degraded) -> LookupResult:
+        """The database cannot answer for ``slug``: what this process held when its listener
+        lost the database (stale, with its age), else the slug-only fallback. Single
+        lookups and batch items both answer through here, so they never differ."""
+        kept = self.cache.get_kept(slug, settings.LOOKUP_STALE_IF_ERROR_SECONDS)
+        if kept is not None:
+            value, age = kept
+            self.metrics.count("stale")
+            return replace(
+                value, source="cache", stale=True, stale_age_seconds=round(age, 3), reason=reason
+            )
+        self.metrics.count("fallbacks")
+        return LookupResult(slug, None, "fallback", fallback_used=True, reason=reason)
 
     def _query_one(self, slug: str) -> uuid.UUID | None:
         return (
@@ -228,21 +287,24 @@ class Lookups:
         seen = {slug: self.guard.stamp(slug) for slug in misses}
         if misses:
             started = time.perf_counter()
-            found: dict[str, uuid.UUID] | None = None
-            if self.breaker.allows():
+            found: dict[str, uuid.UUID] = {}
+            reason = self._refusal()
+            if reason is None:
                 try:
                     found = self.retry.call(
                         lambda: self.breaker.call(self._query_many, list(misses)),
                         on_retry=_fresh_connection,
                     )
-                except (CircuitOpenError, OperationalError):
-                    found = None
-            self.metrics.observe("db", time.perf_counter() - started)
+                except CircuitOpenError:
+                    reason = BREAKER_OPEN
+                except OperationalError:
+                    self.metrics.count("errors")
+                    reason = DATABASE_UNAVAILABLE
+                self.metrics.observe("db", time.perf_counter() - started)
             for slug, indexes in misses.items():
                 for index in indexes:
-                    if found is None:
-                        self.metrics.count("fallbacks")
-                        results[index] = LookupResult(slug, None, "fallback", fallback_used=True)
+                    if reason is not None:
+                        results[index] = self._degraded(slug, reason)
                     elif slug in found:
                         self.metrics.count("found")
                         results[index] = LookupResult(slug, found[slug], "db")

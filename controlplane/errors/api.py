@@ -133,7 +133,9 @@ class ErrorListCreateView(APIView):
         )
         error.error_type = report["type"]
         client = request.user.get_username()
-        holder = _holder(error.support_id)
+        # A support_id made here is new, so nothing holds it: asking the table would only
+        # refuse the report (503) while the database is down, instead of spooling it.
+        holder = _holder(error.support_id) if report.get("support_id") else None
         if holder is None:
             recorded = record_error(
                 error,

@@ -4,10 +4,12 @@ One daemon thread per process holds a dedicated connection listening on the
 channels that callbacks subscribed to, and pings it every DB_PING_SECONDS; a
 watchdog cuts the connection when a statement on it gets no answer within
 DB_PING_TIMEOUT (a network that drops packets). When the connection is lost,
-every subscriber's ``on_reset`` runs (caches stop being trusted), the process's
-database gate fails fast (``controlplane.lib.dbgate``) and the thread reconnects
-every half second. Started lazily, and again in a forked child (the parent's
-thread does not survive fork).
+caches stop being trusted: a subscriber with ``on_lost`` keeps what it holds for
+stale answers (correct as of ``Listener.delivered_until``), the others' ``on_reset``
+runs; the process's database gate fails fast (``controlplane.lib.dbgate``) and the
+thread reconnects every half second. A fresh LISTEN resets every subscriber, so
+nothing kept through an outage outlives the reconnection. Started lazily, and again
+in a forked child (the parent's thread does not survive fork).
 
 :class:`CacheGuard` is how a per-process cache uses it (API tokens, lookups,
 breaker snapshots): subscribe once, trust the cache only while listening, and
@@ -38,6 +40,7 @@ RECONNECT_SECONDS = 0.5
 class _Subscription:
     on_message: Callable[[str], None]
     on_reset: Callable[[], None]
+    on_lost: Callable[[float], None] | None = None
 
 
 @dataclass
@@ -53,6 +56,9 @@ class Listener:
     conn: psycopg.Connection | None = None
     busy_since: float | None = None
     generation: int = 0
+    # time.monotonic() before which every committed change has been delivered to the
+    # subscribers (None: not known). Moved forward only by a round trip, see _run.
+    delivered_until: float | None = None
 
     def on_connected(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` in the listener thread after every (re)connection: the
@@ -61,10 +67,17 @@ class Listener:
             self.connect_callbacks.append(callback)
 
     def subscribe(
-        self, channel: str, on_message: Callable[[str], None], on_reset: Callable[[], None]
+        self,
+        channel: str,
+        on_message: Callable[[str], None],
+        on_reset: Callable[[], None],
+        on_lost: Callable[[float], None] | None = None,
     ) -> None:
+        """``on_lost(delivered_until)``, when given, runs instead of ``on_reset`` when the
+        connection is lost while ``delivered_until`` is known."""
+        subscription = _Subscription(on_message, on_reset, on_lost)
         with self.lock:
-            self.subscriptions.setdefault(channel, []).append(_Subscription(on_message, on_reset))
+            self.subscriptions.setdefault(channel, []).append(subscription)
         self.ensure_running()
 
     def unsubscribe(self, channel: str, on_message: Callable[[str], None]) -> None:
@@ -108,6 +121,18 @@ class Listener:
             for sub in subs:
                 sub.on_reset()
 
+    def _lose_all(self) -> None:
+        """The connection is gone (or a reconnection failed again): subscribers that serve
+        stale answers keep what they hold, as correct up to ``delivered_until``; the
+        others start over."""
+        until = self.delivered_until
+        for subs in list(self.subscriptions.values()):
+            for sub in subs:
+                if sub.on_lost is not None and until is not None:
+                    sub.on_lost(until)
+                else:
+                    sub.on_reset()
+
     def _run(self, generation: int) -> None:
         my_pid = os.getpid()
 
@@ -140,9 +165,12 @@ class Listener:
                 with psycopg.connect(**info, autocommit=True) as conn:
                     self.conn = conn
                     self.listening = set()
+                    listened_at = time.monotonic()
                     self._guarded(lambda: self._listen_new(conn))
-                    # Anything changed before LISTEN took effect is unknown: start fresh.
+                    # Anything changed before LISTEN took effect is unknown: start fresh
+                    # (this also ends what was kept for stale answers during an outage).
                     self._reset_all()
+                    self.delivered_until = listened_at
                     self.connected.set()
                     connected_at = time.monotonic()
                     dbgate.mark_reachable()
@@ -150,19 +178,29 @@ class Listener:
                     last_ping = time.monotonic()
                     while mine():
                         self._guarded(lambda: self._listen_new(conn))
+                        pinged_at = None
                         if time.monotonic() - last_ping >= settings.DB_PING_SECONDS:
                             # A connection can die without a word (a NAT, a failover, a
                             # network that drops packets): a round trip with a deadline
                             # (the watchdog's) finds out.
+                            pinged_at = time.monotonic()
                             self._guarded(lambda: conn.execute("SELECT 1"))
                             last_ping = time.monotonic()
                         for note in conn.notifies(timeout=0.25, stop_after=100):
                             for sub in list(self.subscriptions.get(note.channel, ())):
                                 sub.on_message(note.payload)
+                        if pinged_at is not None:
+                            # PostgreSQL sends an idle listening session its pending
+                            # notifications before it answers the session's next query, so
+                            # a change committed before the ping was sent arrived ahead of
+                            # the answer (psycopg keeps it for notifies(), which has just
+                            # handed it on). Only a round trip proves this: a notification
+                            # says nothing of changes committed after it.
+                            self.delivered_until = pinged_at
             except psycopg.Error as exc:
                 was_connected = self.connected.is_set()
                 self.connected.clear()
-                self._reset_all()
+                self._lose_all()
                 if not mine():
                     continue
                 if was_connected:
@@ -179,6 +217,7 @@ class Listener:
             except Exception:  # a buggy callback must not kill invalidation
                 logger.exception("notification listener callback failed")
                 self.connected.clear()
+                self.delivered_until = None  # a change may have been half handled
                 self._reset_all()
                 time.sleep(0.2)
             finally:
@@ -239,6 +278,7 @@ class Listener:
     def _after_fork(self) -> None:
         self.conn = None
         self.busy_since = None
+        self.delivered_until = None  # nothing the parent was told counts here
         self.connected = threading.Event()
         self.listening = set()
         self.thread = None
@@ -263,7 +303,9 @@ class CacheGuard:
 
     Each payload names the key that changed (or ``*``: everything). The guard counts
     the change first, then calls ``on_change(key)`` / ``on_reset()`` so the cache drops
-    it; losing the connection (or a fresh LISTEN) resets everything.
+    it; a fresh LISTEN resets everything, and so does losing the connection, unless the
+    cache gave ``on_lost``: then ``on_lost(delivered_until)`` lets it keep what it holds
+    for stale answers (``controlplane.lib.stale``) until the next reset.
 
     A reader takes ``stamp(key)`` before reading the database and caches what it read
     only if the stamp is the same afterwards: an invalidation that arrived during the
@@ -272,11 +314,17 @@ class CacheGuard:
     """
 
     def __init__(
-        self, channel: str, *, on_change: Callable[[str], None], on_reset: Callable[[], None]
+        self,
+        channel: str,
+        *,
+        on_change: Callable[[str], None],
+        on_reset: Callable[[], None],
+        on_lost: Callable[[float], None] | None = None,
     ) -> None:
         self.channel = channel
         self.on_change = on_change
         self.on_reset = on_reset
+        self.on_lost = on_lost
         self.resets = 0
         self.changes = 0
         self.versions: dict[str, int] = {}
@@ -290,7 +338,8 @@ class CacheGuard:
             return
         with self.lock:
             if not self.subscribed:
-                listener.subscribe(self.channel, self.invalidate, self.reset)
+                lost = self.lost if self.on_lost is not None else None
+                listener.subscribe(self.channel, self.invalidate, self.reset, lost)
                 self.subscribed = True
 
     def close(self) -> None:
@@ -317,3 +366,12 @@ class CacheGuard:
     def reset(self) -> None:
         self.resets += 1
         self.on_reset()
+
+    def lost(self, delivered_until: float) -> None:
+        """The listener lost its connection: nothing read meanwhile may be cached (the
+        stamp moves), and the cache keeps what it holds as correct up to then."""
+        self.resets += 1
+        if self.on_lost is not None:
+            self.on_lost(delivered_until)
+        else:
+            self.on_reset()

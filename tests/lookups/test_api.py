@@ -22,6 +22,9 @@ def test_resolve_a_slug(lookups: resolver.Lookups, client_user: Any, api_as: Any
         "uuid": str(service.uuid),
         "source": "db",
         "fallback_used": False,
+        "stale": False,
+        "stale_age_seconds": None,
+        "reason": None,
     }
     assert api.get("/api/v1/lookups/wall-painting/").json()["source"] == "cache"
 

@@ -66,9 +66,13 @@ def test_an_open_breaker_falls_back_without_a_database_call(
     lookups.breaker.allows()  # load the new state (the breaker's own side connection)
     with CaptureQueriesContext(connection) as queries:
         result = lookups.lookup("wall-painting")
+    item = lookups.lookup_many(["wall-painting"])[0]
     assert (result.uuid, result.source, result.fallback_used) == (None, "fallback", True)
+    assert result.reason == resolver.BREAKER_OPEN
+    assert result.reason.code == "LOOKUPS_DB_CIRCUIT_OPEN"
+    assert item == result  # a batch item answers exactly as a single lookup
     assert len(queries) == 0
-    assert lookups.metrics.raw()["counters"]["fallbacks"] == 1
+    assert lookups.metrics.raw()["counters"]["fallbacks"] == 2
 
 
 def test_a_change_drops_the_cached_entry(lookups: resolver.Lookups) -> None:
@@ -86,25 +90,39 @@ def test_a_change_drops_the_cached_entry(lookups: resolver.Lookups) -> None:
 
 
 UNREACHABLE = """
-import json
-from lookups import exceptions, resolver
-try:
-    resolver.lookup("wall-painting")
-except exceptions.DatabaseConnectionError as exc:
-    print(json.dumps({"code": exc.code, "status": exc.http_status, "recovery": exc.recovery,
-                      "retryable": exc.retryable}))
+import json, time
+from controlplane.lib import dbgate
+from lookups import resolver
+from lookups.api import LookupOutput, _result
+lookups = resolver.get_lookups()
+lookups.listen()
+deadline = time.monotonic() + 20
+while not dbgate.is_unreachable():  # the listener found the database away
+    assert time.monotonic() < deadline, "the listener never closed the gate"
+    time.sleep(0.01)
+single = LookupOutput(lookups.lookup("wall-painting")).data
+batch = _result(lookups.lookup_many(["wall-painting"])[0])
+print(json.dumps({"single": single, "batch": batch}))
 """
 
 
-def test_an_unreachable_database_after_retries_is_a_recoverable_error() -> None:
+def test_an_unreachable_database_answers_the_slug_only_fallback_at_once() -> None:
     answer, stderr = run_with_dead_database(UNREACHABLE)
-    assert answer == {
-        "code": "LOOKUP_DATABASE_UNAVAILABLE",
-        "status": 503,
-        "recovery": "fallback",
-        "retryable": True,
+    assert answer["single"] == {
+        "slug": "wall-painting",
+        "uuid": None,
+        "source": "fallback",
+        "fallback_used": True,
+        "stale": False,
+        "stale_age_seconds": None,
+        "reason": {
+            "code": "LOOKUP_DATABASE_UNAVAILABLE",
+            "message": resolver.DATABASE_UNAVAILABLE.message,
+            "recovery": "fallback",
+        },
     }
-    assert stderr.count("retrying after OperationalError") == 3  # 3 retries, 4 attempts
+    assert answer["batch"] == answer["single"]  # one contract for one situation
+    assert "retrying after OperationalError" not in stderr  # the closed gate: no retries
 
 
 def test_ttl_and_size_come_from_settings(settings: Any, transactional_db: Any) -> None:

@@ -8,7 +8,8 @@ acknowledges what the service sends, so only the service's own deadlines notice.
 Client threads keep calling health, a cached lookup, job creation and error
 reports. Mid-blackhole the cached slug's UUID is changed behind the service's back
 (directly on the database, whose NOTIFY cannot arrive): any later answer with the
-old UUID from the cache or the database is a stale answer. Measured: answer times
+old UUID that does not say so (``"stale": true``, with its age: the mapping the
+process held when it lost the database) is a stale answer. Measured: answer times
 after the first 10 s (p50/p99/max), health answer times, when the first 503
 arrived (detection), seconds to full recovery after the network returns, stale
 answers after detection, and jobs / support_ids lost.
@@ -170,6 +171,12 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
         and a.status == 200
         and isinstance(a.body, dict)
         and a.body.get("uuid") == old_uuid
+        and a.body.get("stale") is not True
+    ]
+    flagged = [
+        a
+        for a in finished
+        if a.endpoint == "lookup" and isinstance(a.body, dict) and a.body.get("stale") is True
     ]
     unexplained = [a for a in finished if _classify(a) == "unexplained"]
     times = [a.took for a in late]
@@ -186,6 +193,7 @@ def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult
             "first_503_after_seconds": round(first_503 - began, 2) if first_503 else None,
             "seconds_to_recovery": round(recovered_at - ended, 2) if recovered_at else None,
             "stale_answers_after_detection": len(stale),
+            "flagged_stale_answers": len(flagged),
             "unexplained": len(unexplained),
             "jobs_acknowledged": len(jobs),
             "jobs_lost": len(missing_jobs),

@@ -1,11 +1,17 @@
 """Database outage: stop PostgreSQL for a while under steady load, start it, audit.
 
-Client threads keep creating jobs, resolving slugs (one cached, one not) and
-reporting errors. Every answer is classified:
+Client threads keep creating jobs, resolving slugs (held ones, one at a time and in a
+batch, and unknown ones) and reporting errors. Every answer is classified:
 
-- served: 2xx (a lookup answered from the cache during the outage counts here);
+- served: 2xx (a lookup answered stale or with the slug-only fallback counts here);
 - proper 503: the error envelope with a support_id (the record is spooled);
 - unexplained: anything else, including timeouts and connection errors (must be 0).
+
+Before the stop every process is warmed with the held slugs, and one of them is changed
+(through the API) just before the stop. From the stop on, every lookup answer is checked
+against the mappings in the database at the stop: a UUID that differs is a wrong UUID
+(must be 0; the changed mapping with its old UUID counts here), and the outage must
+produce stale answers (flagged ``stale``) for the held slugs.
 
 After the restart: every job acknowledged with 201 must exist and succeed
 (the worker recovered too), and every support_id handed out — in a 201 to an
@@ -31,6 +37,9 @@ from tests.reliability.drills import DrillResult, envelope_of
 from tests.reliability.drills.stack import Stack
 
 CACHED_SLUG = "outage-cached"
+CHANGED_SLUG = "outage-changed"  # changed just before the stop: never served with its old UUID
+HELD_SLUGS = (CACHED_SLUG, CHANGED_SLUG, *(f"outage-held-{n}" for n in range(6)))
+KINDS = 5  # request_mix's kinds of request
 
 
 @dataclass
@@ -59,15 +68,19 @@ class Ledger:
 
 def request_mix(n: int) -> tuple[str, str, str, dict | None]:
     """(endpoint label, method, path, json) for the n-th request of a client thread."""
-    kind = n % 4
+    kind = n % KINDS
     if kind == 0:
         body = {"kind": "demo.sleep", "payload": {"seconds": 0}}
         return "POST /api/v1/jobs/", "POST", "/api/v1/jobs/", body
     if kind == 1:
-        return "GET lookup (cached)", "GET", f"/api/v1/lookups/{CACHED_SLUG}/", None
+        slug = HELD_SLUGS[(n // KINDS) % len(HELD_SLUGS)]
+        return "GET lookup (cached)", "GET", f"/api/v1/lookups/{slug}/", None
     if kind == 2:
         slug = f"outage-miss-{uuid.uuid4().hex[:8]}"
         return "GET lookup (miss)", "GET", f"/api/v1/lookups/{slug}/", None
+    if kind == 3:
+        body = {"slugs": [*HELD_SLUGS, f"outage-miss-{uuid.uuid4().hex[:8]}"]}
+        return "POST lookup batch", "POST", "/api/v1/lookups/batch/", body
     report = {"code": "DRILL_OUTAGE", "message": "reported during the drill", "service": "drill"}
     return "POST /api/v1/errors/", "POST", "/api/v1/errors/", report
 
@@ -111,6 +124,49 @@ def classify(answer: Answer) -> str:
     if answer.status == 503 and envelope_of(answer.body):
         return "proper_503"
     return "unexplained"
+
+
+def register_and_warm(stack: Stack) -> tuple[dict[str, str], int]:
+    """Register the held slugs and warm every process with them; (slug -> uuid, how many
+    processes warmed all of them)."""
+    expected = {}
+    with stack.api("ops") as ops:
+        for slug in HELD_SLUGS:
+            ops.post(
+                "/api/v1/micro-services/",
+                json={"slug": slug, "uuid": str(uuid.uuid4()), "name": "Outage drill"},
+            )  # (or it exists from an earlier run: its UUID is read back below)
+            expected[slug] = ops.get(f"/api/v1/micro-services/{slug}/").json()["uuid"]
+        reports = ops.post("/api/v1/lookups/warm/", json={"slugs": list(HELD_SLUGS)}).json()
+    warmed = sum(1 for report in reports["reports"] if report["warmed"] == len(HELD_SLUGS))
+    return expected, warmed
+
+
+def lookup_results(answer: Answer) -> list[dict[str, Any]]:
+    """The lookup answers in ``answer``: a single lookup's body, or a batch's items."""
+    if not 200 <= answer.status < 300 or not isinstance(answer.body, dict):
+        return []
+    if answer.endpoint == "POST lookup batch":
+        return [item for item in answer.body.get("results", []) if isinstance(item, dict)]
+    return [answer.body] if answer.endpoint.startswith("GET lookup") else []
+
+
+def audit_lookups(answers: list[Answer], expected: dict[str, str], old_uuid: str) -> dict[str, Any]:
+    """Stale and fallback answers, and wrong UUIDs: a UUID other than the slug's in the
+    database at the stop (``expected``; no UUID at all for a slug not registered)."""
+    counts: dict[str, Any] = {"stale": 0, "fallback": 0, "wrong": 0, "changed_old": 0}
+    ages = [0.0]
+    for answer in answers:
+        for item in lookup_results(answer):
+            value, slug = item.get("uuid"), item.get("slug")
+            if item.get("stale"):
+                counts["stale"] += 1
+                ages.append(float(item.get("stale_age_seconds") or 0.0))
+            counts["fallback"] += bool(item.get("fallback_used"))
+            counts["wrong"] += value is not None and value != expected.get(slug)
+            counts["changed_old"] += slug == CHANGED_SLUG and value == old_uuid
+    counts["max_stale_age"] = round(max(ages), 2)
+    return counts
 
 
 def seconds_until_in_table(
@@ -177,12 +233,7 @@ def run(
     settle_seconds: float = 90.0,
 ) -> DrillResult:
     result = DrillResult("db_outage")
-    with stack.api("ops") as ops:
-        ops.post(
-            "/api/v1/micro-services/",
-            json={"slug": CACHED_SLUG, "uuid": str(uuid.uuid4()), "name": "Outage drill"},
-        )
-        ops.post("/api/v1/lookups/warm/", json={"slugs": [CACHED_SLUG]})
+    expected, warmed = register_and_warm(stack)
     ledger = Ledger()
     halt = threading.Event()
     threads = [
@@ -192,6 +243,13 @@ def run(
     for thread in threads:
         thread.start()
     time.sleep(3)  # steady state before the outage
+    # Another process changes a held mapping, and the database stops at once.
+    old_uuid, expected[CHANGED_SLUG] = expected[CHANGED_SLUG], str(uuid.uuid4())
+    with stack.api("ops") as ops:
+        changed = ops.patch(
+            f"/api/v1/micro-services/{CHANGED_SLUG}/", json={"uuid": expected[CHANGED_SLUG]}
+        )
+    result.check(changed.status_code == 200, f"changing {CHANGED_SLUG}: {changed.text[:200]}")
     stopping = time.monotonic()
     stop()
     stopped = time.monotonic()
@@ -209,7 +267,7 @@ def run(
     )
     watcher.start()
     # Load continues until every kind of request has succeeded again (bounded).
-    endpoints = {request_mix(n)[0] for n in range(4)}
+    endpoints = {request_mix(n)[0] for n in range(KINDS)}
     recovered_at = None
     while time.monotonic() < restarted + 60:
         with ledger.lock:
@@ -235,6 +293,9 @@ def run(
         str(a.body["id"]) for a in answers if a.endpoint == "POST /api/v1/jobs/" and a.status == 201
     ]
     support_ids = support_ids_handed_out(answers)
+    # From the stop on, against the mappings in the database at the stop.
+    lookups = audit_lookups([a for a in answers if a.started >= stopped], expected, old_uuid)
+    stale = audit_lookups([a for a in during if a.started >= stopped], expected, old_uuid)
 
     # Audit once everything settled: jobs run by the recovered worker, spool replayed.
     missing_jobs, unfinished, missing_ids = audit(stack, jobs, support_ids, settle_seconds)
@@ -263,12 +324,29 @@ def run(
             "seconds_until_outage_ids_in_table": (
                 round(spooled_box["seconds"], 2) if spooled_box.get("seconds") is not None else None
             ),
+            "held_slugs": len(HELD_SLUGS),
+            "processes_warmed": warmed,
+            "stale_answers_during_outage": stale["stale"],
+            "fallback_answers_during_outage": stale["fallback"],
+            "max_stale_age_seconds": stale["max_stale_age"],
+            "wrong_uuids": lookups["wrong"],
+            "changed_mapping_served_old_uuid": lookups["changed_old"],
             "by_endpoint_and_status": dict(
                 Counter(f"{a.endpoint} {a.status}" for a in answers).most_common()
             ),
         }
     )
     result.check(kinds["proper_503"] > 0, "the outage produced no 503 at all: did it happen?")
+    result.check(stale["stale"] > 0, "no stale answer was served during the outage")
+    result.check(
+        lookups["wrong"] == 0,
+        f"{lookups['wrong']} lookup answers with a UUID other than the database's at the stop",
+    )
+    result.check(
+        lookups["changed_old"] == 0,
+        f"{CHANGED_SLUG}, changed just before the stop, was served {lookups['changed_old']}"
+        " times with its old UUID",
+    )
     check_nothing_lost(result, unexplained, recovered_at, missing_jobs, unfinished, missing_ids)
     return result
 
