@@ -9,7 +9,8 @@ in the code and missing here fails them). Codes built from a name, such as
 
 Where a code appears (``where``): ``response`` is an error envelope with that HTTP status;
 ``job`` is a job's ``error.code`` (the job is read with 200; ``status`` is then the status
-of the error record); ``item`` is an entry of a 200 batch answer.
+of the error record); ``item`` is an entry of a 200 batch answer; ``reason`` is the
+``reason.code`` of a 200 lookup answer served stale or as the slug-only fallback.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ logger = logging.getLogger("controlplane.errors")
 # What a client should do, in words every entry uses.
 RECOVERIES = {
     "fix_request": "change the request and send it again; retrying it unchanged fails again",
+    "abort": "give up on this input: it can never succeed as sent",
     "authenticate": "send a valid API token (Authorization: Token <key>)",
     "request_access": "ask ops for the group this needs; retrying does not help",
     "retry_later": "retry after Retry-After seconds (or with backoff); nothing was changed",
@@ -32,7 +34,7 @@ RECOVERIES = {
     "wait": "nothing: the job waits on its own and shows why",
     "contact_support": "quote the reference to support; retrying is unlikely to help",
 }
-WHERE = ("response", "job", "item")
+WHERE = ("response", "job", "item", "reason")
 AUTHENTICATED = "AUTH /api/v1/*"  # every operation that requires a token
 BODY = "BODY /api/v1/*"  # every operation that reads a JSON body
 EVERY = "* /api/v1/*"
@@ -161,7 +163,9 @@ CATALOGUE: tuple[ErrorCode, ...] = (
               ("POST /api/v1/breakers/{name}/outcomes/",)),
     ErrorCode("<SERVICE>_CIRCUIT_OPEN", 503, "service_unavailable", True, "retry_later",
               "The breaker in front of a dependency refuses calls; Retry-After is when it "
-              "lets a probe through.", where=("job",)),
+              "lets a probe through. LOOKUPS_DB_CIRCUIT_OPEN is the reason of a lookup "
+              "answered stale or slug-only while the registry's breaker is open.",
+              where=("job", "reason")),
     # --- outgoing calls (jobs of kind http.request) ----------------------------------
     _upstream("AUTH", 500, False, "The upstream rejected this service's credentials."),
     _upstream("PERMISSION", 500, False, "The upstream refused the operation."),
@@ -230,7 +234,7 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     ErrorCode("invalid_result", 500, "internal_error", False, "contact_support",
               "The handler returned something that cannot be stored as JSON.", where=("job",)),
     # --- lookups -----------------------------------------------------------------------
-    ErrorCode("INVALID_SLUG", 400, "invalid_request", False, "fix_request",
+    ErrorCode("INVALID_SLUG", 400, "invalid_request", False, "abort",
               "Not a valid slug: 1-100 lowercase letters, digits and single hyphens.",
               ("GET /api/v1/lookups/{slug}/", "POST /api/v1/jobs/"), ("response", "item")),
     ErrorCode("MICRO_SERVICE_NOT_FOUND", 404, "not_found", False, "fallback",
@@ -238,8 +242,9 @@ CATALOGUE: tuple[ErrorCode, ...] = (
               ("GET /api/v1/lookups/{slug}/", "* /api/v1/micro-services/{slug}/"),
               ("response", "item")),
     ErrorCode("LOOKUP_DATABASE_UNAVAILABLE", 503, "service_unavailable", True, "fallback",
-              "The registry cannot be read; carry on with the slug only.",
-              ("GET /api/v1/lookups/{slug}/",), ("response", "item")),
+              "The registry cannot be read: the lookup answers 200 with the mapping this "
+              "process held (stale: true) or the slug-only fallback, and this reason.",
+              where=("reason",)),
     ErrorCode("MICRO_SERVICE_EXISTS", 409, "conflict", False, "fix_request",
               "A micro-service with this slug or UUID exists.",
               ("POST /api/v1/micro-services/", "PUT /api/v1/micro-services/{slug}/",
