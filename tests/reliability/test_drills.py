@@ -5,9 +5,10 @@ the dead phase that only the retry budget bounds), against a real stack (gunicor
 2 workers + runworker) on a database of its own on the test server, with the flapping
 upstream as its provider (as in `make drills`).
 
-The database-outage and load drills, and the flapping drill's every phase, run in
-`make drills` only: the outage drill stops the database server, which the rest of the
-suite shares.
+The load drill and the flapping drill's every phase run in `make drills` only. The
+database drills stop, restart or cut off the database server, which the rest of the suite
+shares, so their bounded versions bring servers of their own: tests/reliability/
+test_db_outage.py and test_db_restart.py, and tests/foundation/test_hung_database.py.
 """
 
 from __future__ import annotations
