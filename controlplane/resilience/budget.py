@@ -247,7 +247,7 @@ class RetryBudget:
         now = self.clock()
         if self.pending_since is None:
             self.pending_since = now
-            _sharing.ensure_running()  # counts that may wait for no call
+            _sharing.ensure_running()  # syncs them should no call come to (budget_sharing)
         self.pending += counts
         bucket = self._bucket(now)
         self.local[bucket] = self.local.get(bucket, Counts()) + counts
