@@ -16,6 +16,9 @@
   - the kill reaches the whole tree, not a process group: runworker is a child
     subreaper, so a worker orphaned by a dead sentinel is still its descendant;
   - a watchdog ends runworker if the shutdown overruns anyway.
+  A worker process that ends cleanly (STOP from the cluster's stop, or recycled) first
+  stores what its background writers still hold (``controlplane.lib.processes.at_exit``:
+  the last good answers), within the drain.
 
 Workers stuck in C code. The workers block SIGTERM (a supervisor signalling every
 process must not kill handlers mid-job: runworker drains them), and a handler stuck

@@ -68,8 +68,9 @@ class SlugStats(models.Model):
     """Per-slug lookup figures summed over every process, flushed with the process stats.
 
     Bounded: slugs a client invents land here too, so the table keeps at most
-    LOOKUP_SLUG_STATS_MAX rows (the busiest; ``lookups.slug_counts.flush``) and drops slugs
-    not seen for LOOKUP_SLUG_STATS_RETENTION_DAYS (the daily purge)."""
+    LOOKUP_SLUG_STATS_MAX rows (those looked up within a day first, the busiest among them;
+    ``lookups.slug_counts.flush``) and drops slugs not seen for
+    LOOKUP_SLUG_STATS_RETENTION_DAYS (the daily purge)."""
 
     slug = models.CharField(max_length=SLUG_MAX_LENGTH, unique=True)
     hits = models.BigIntegerField(default=0)

@@ -300,6 +300,7 @@ class Lookups:
                 except OperationalError:
                     self.metrics.count("errors")
                     reason = DATABASE_UNAVAILABLE
+            if reason is None:  # as a single lookup: answers the database gave, not failures
                 self.metrics.observe("db", time.perf_counter() - started)
             for slug, indexes in misses.items():
                 for index in indexes:

@@ -8,9 +8,11 @@ flush: one statement per flush, never a round trip per lookup.
 Bounded (invariant 10), because any client can invent valid slugs:
 - in memory, a process keeps at most 2 x LOOKUP_SLUG_STATS_MAX slugs between flushes
   (past that, the busiest LOOKUP_SLUG_STATS_MAX are kept);
-- in the table, each flush that adds slugs trims it to the LOOKUP_SLUG_STATS_MAX busiest
-  (hits + misses), and the daily purge drops slugs not seen for
-  LOOKUP_SLUG_STATS_RETENTION_DAYS.
+- in the table, each flush that adds slugs trims it to LOOKUP_SLUG_STATS_MAX rows: slugs
+  looked up within the last day first, the busiest (hits + misses) among them, so a slug
+  clients start using now gets in (it outranks every slug gone quiet, however busy once)
+  while a flood of invented slugs, one lookup each, loses to the slugs in use; the daily
+  purge drops slugs not seen for LOOKUP_SLUG_STATS_RETENTION_DAYS.
 Invalid slugs are never counted here (they are not slugs).
 """
 
@@ -135,12 +137,15 @@ ON CONFLICT (slug) DO UPDATE SET
     last_seen = EXCLUDED.last_seen
 RETURNING (xmax = 0) AS inserted
 """
-# Keeps the busiest; rows another flush holds are skipped (no waiting, no deadlock) and
-# trimmed by the next flush that adds slugs.
+# Keeps the slugs in use, the busiest first. Ranked by lifetime counts alone, a full table
+# of slugs busy long ago would delete every new slug straight after its first flush; ranked
+# by recency alone, a flood of invented slugs would push out the ones clients use. A day:
+# a slug looked up daily stays ranked as in use. Rows another flush holds are skipped (no
+# waiting, no deadlock) and trimmed by the next flush that adds slugs.
 _TRIM = """
 DELETE FROM lookups_slugstats WHERE id = ANY(ARRAY(
     SELECT id FROM lookups_slugstats
-    ORDER BY hits + misses DESC, last_seen DESC
+    ORDER BY last_seen > now() - interval '1 day' DESC, hits + misses DESC, last_seen DESC
     OFFSET %(keep)s
     FOR UPDATE SKIP LOCKED
 ))

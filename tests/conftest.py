@@ -192,14 +192,22 @@ def _only_catalogued_error_codes(request: pytest.FixtureRequest) -> Iterator[Non
     assert not found, f"error codes missing from controlplane/errors/catalogue.py: {found}"
 
 
+def forget_retry_budgets() -> None:
+    """This process's budgets, and the provider clients that hold one each: a cached client
+    keeps the budget it was built with, however often the budgets are reset."""
+    from controlplane.resilience.budget import reset_budgets
+    from controlplane.resilience.providers import reset_clients
+
+    reset_budgets()
+    reset_clients()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_retry_budgets(request: pytest.FixtureRequest) -> None:
     """Each test starts with no retry spent: budgets live in this process (which runs every
     test) and their counts are committed on a side connection, outside the test's
     transaction. (Cleaned up front, as the error tables above.)"""
-    from controlplane.resilience.budget import reset_budgets
-
-    reset_budgets()
+    forget_retry_budgets()
     if _uses_database(request):
         from controlplane.breakers.registry import registry
 

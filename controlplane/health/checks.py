@@ -22,6 +22,7 @@ from controlplane.errors import spool
 from controlplane.health.probes import latest
 from controlplane.lib import dbgate
 from controlplane.lib.notifications import listener
+from controlplane.resilience.budget import SLOTS
 from controlplane.resilience.models import RetryBudgetBucket
 from jobs.models import Job, JobStatus
 from lookups.metrics import summarise
@@ -30,6 +31,9 @@ from lookups.resolver import get_lookups
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
 _ORDER = {HEALTHY: 0, DEGRADED: 1, UNHEALTHY: 2}
 _migrations_cache: dict[str, Any] = {"checked": 0.0, "pending": None}
+# The current bucket and the one before: a bucket just begun has had no time to fill, and
+# processes add their counts up to RETRY_BUDGET_SYNC_SECONDS late.
+REFUSING_BUCKETS = 2
 MIGRATIONS_RECHECK_SECONDS = 60
 # Load balancers give up on a slow health check; so does this one, and says so.
 HEALTH_BUDGET_SECONDS = 0.7
@@ -133,20 +137,26 @@ def providers() -> dict[str, Any]:
 
 def retry_budgets() -> dict[str, Any]:
     """Each upstream's retry budget over the current window, summed over every process
-    (one query on a table of at most upstreams x 12 rows). Degraded while one refuses."""
+    (one query on a table of at most upstreams x 12 rows). Degraded while one refuses:
+    "refusing" is the upstreams that refused a retry in the newest REFUSING_BUCKETS buckets
+    (with the default 60 s window, the last 5 to 10 s), not anywhere in the window, or one
+    refusal would keep health degraded for a minute."""
     window = settings.RETRY_BUDGET_WINDOW_SECONDS
-    totals = RetryBudgetBucket.objects.in_window(window).totals_by_upstream()
-    upstreams = {
-        name: {
+    totals = RetryBudgetBucket.objects.in_window(window).totals_by_upstream(
+        refused_within=REFUSING_BUCKETS * window / SLOTS
+    )
+    upstreams = {}
+    refusing = []
+    for name, counts in totals.items():
+        if counts.pop("refused_recently"):
+            refusing.append(name)
+        upstreams[name] = {
             **counts,
             "allowed_retries": int(
                 settings.RETRY_BUDGET_RATIO * counts["first_attempts"]
                 + settings.RETRY_BUDGET_MIN_PER_WINDOW
             ),
         }
-        for name, counts in totals.items()
-    }
-    refusing = [name for name, counts in upstreams.items() if counts["refused"]]
     return {
         "status": DEGRADED if refusing else HEALTHY,
         "window_seconds": window,

@@ -17,13 +17,17 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
 from controlplane.resilience.groups import group_problems, mock_fallback_groups
-from controlplane.resilience.providers import CLIENT_CALL
+from controlplane.resilience.providers import CLIENT_CALL, provider_problems
 
 logger = logging.getLogger("controlplane.checks")
 
 
 def _mock_providers() -> list[str]:
-    return sorted(n for n, c in settings.PROVIDERS.items() if c.get("mode", "real") == "mock")
+    return sorted(
+        n
+        for n, c in settings.PROVIDERS.items()
+        if isinstance(c, dict) and c.get("mode", "real") == "mock"
+    )
 
 
 @register(Tags.security, deploy=False)
@@ -78,6 +82,8 @@ def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]
             )
         )
     for name, config in sorted(settings.PROVIDERS.items()):
+        if not isinstance(config, dict):
+            continue  # E012 says so, in every environment
         key_env = config.get("api_key_env")
         if config.get("mode", "real") == "real" and key_env and not os.environ.get(key_env):
             problems.append(
@@ -139,7 +145,18 @@ def configuration_check(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                         f"{name} has {network!r}, which is not a network.", id="controlplane.E009"
                     )
                 )
+    for message in provider_problems():
+        problems.append(
+            Error(
+                message,
+                hint='PROVIDERS entries: {"base_url": "https://...", "mode": "real" | "mock", '
+                '"timeout": 10, "max_attempts": 3, "idempotency_header": "Idempotency-Key", ...}.',
+                id="controlplane.E012",
+            )
+        )
     for provider, config in sorted(settings.PROVIDERS.items()):
+        if not isinstance(config, dict):
+            continue  # E012 says so
         for rule in config.get("client_calls", []):
             if not isinstance(rule, str) or not CLIENT_CALL.fullmatch(rule):
                 problems.append(

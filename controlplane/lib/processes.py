@@ -7,13 +7,16 @@ So a supervisor makes itself a *child subreaper* (Linux: orphans of its descenda
 are re-parented to it, not to init), keeps a snapshot of the tree, and at the end
 kills the snapshot plus whatever it finds under itself at that moment. psutil checks
 each pid against its start time, so a recycled pid is never hit.
+
+And the other end of a process's life: :func:`at_exit` for work a clean exit must finish.
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing.util
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 
 import psutil
@@ -72,3 +75,16 @@ def kill_tree(
         pending = descendants(root)
     psutil.wait_procs(list(killed.values()), timeout=wait_seconds)
     return list(killed.values())
+
+
+def at_exit(callback: Callable[[], object]) -> None:
+    """Run ``callback`` when this process exits cleanly, whatever kind of process it is.
+
+    ``atexit`` alone misses django-q2's workers: multiprocessing ends a child with
+    ``os._exit`` once its target returns (a worker that took STOP, or was recycled), after
+    running only multiprocessing's own finalizers. A finalizer with an exit priority runs in
+    both places: there, and from the ``atexit`` hook multiprocessing installs in every other
+    process (gunicorn workers leave through ``sys.exit``, commands by returning). Register
+    in the process that needs it: a forked child never runs what its parent registered.
+    SIGKILL, of course, runs nothing."""
+    multiprocessing.util.Finalize(None, callback, exitpriority=10)

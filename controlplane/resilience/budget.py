@@ -13,7 +13,9 @@ Counting without a round trip per call. Each process counts in memory and, at mo
 RETRY_BUDGET_SYNC_SECONDS or after RETRY_BUDGET_SYNC_CALLS counted attempts, runs ONE
 statement (``SYNC``) that adds its unsynced counts to the current bucket (database clock)
 and returns the window's totals over every process. Between syncs it decides from those
-totals plus its own unsynced counts. The window is a ring of ``SLOTS`` buckets per upstream
+totals plus its own unsynced counts. Counts that no later call comes to sync (the process
+went quiet) are synced by a thread of the process (``budget_sharing``) within about two
+sync intervals. The window is a ring of ``SLOTS`` buckets per upstream
 (``RetryBudgetBucket``), so it slides in steps of window / SLOTS and the table never holds
 more than upstreams x SLOTS rows.
 
@@ -55,6 +57,7 @@ from controlplane.breakers.registry import registry as breaker_registry
 from controlplane.errors.exceptions import ServiceUnavailableError
 from controlplane.lib import dbgate, sidedb
 from controlplane.lib.metrics import RETRY_BUDGET_REFUSALS
+from controlplane.resilience.budget_sharing import IdleSharing
 from controlplane.resilience.budget_sql import SYNC
 
 logger = logging.getLogger("controlplane.retry")
@@ -185,6 +188,7 @@ class RetryBudget:
         self.local: dict[int, Counts] = {}  # this process's counts by bucket (process clock)
         self.degraded = False
         self.retry_database_at = -math.inf
+        self.retired = False  # replaced by reset_budgets: never syncs again
 
     @property
     def side(self) -> sidedb.SideConnection:
@@ -243,6 +247,7 @@ class RetryBudget:
         now = self.clock()
         if self.pending_since is None:
             self.pending_since = now
+            _sharing.ensure_running()  # syncs them should no call come to (budget_sharing)
         self.pending += counts
         bucket = self._bucket(now)
         self.local[bucket] = self.local.get(bucket, Counts()) + counts
@@ -270,24 +275,34 @@ class RetryBudget:
         if self.sync_due():
             self.sync()
 
-    def sync(self) -> bool:
+    def sync_if_idle(self) -> bool:
+        """The sharing thread's sync: counts held for a sync interval with no call to sync
+        them (``budget_sharing``)."""
+        return bool(self.pending.events) and self.sync_due() and self.sync(only_if_pending=True)
+
+    def close_connection(self) -> None:
+        self.side.close()  # the calling thread's
+
+    def sync(self, *, only_if_pending: bool = False, wait: bool = False) -> bool:
         """Add this process's unsynced counts to the window and read its totals (one
-        statement). False when another thread is syncing or the database is unreachable;
-        never raises for the database."""
-        if not self.sync_lock.acquire(blocking=False):
+        statement). False when another thread is syncing (unless ``wait``: for a last sync)
+        or the database is unreachable; never raises for the database."""
+        if not self.sync_lock.acquire(blocking=wait):
             return False  # another thread is at it: decide from what is known
         try:
-            return self._sync()
+            return self._sync(only_if_pending)
         finally:
             self.sync_lock.release()
 
-    def _sync(self) -> bool:
+    def _sync(self, only_if_pending: bool) -> bool:
         with self.lock:
             since = self.pending_since
             if since is not None and self.clock() - since > self.window_seconds:
                 # Counted before the database went away, in buckets long gone by.
                 self.pending, self.pending_since = Counts(), None
             sending = self.pending
+        if self.retired or (only_if_pending and not sending.events):
+            return False
         if dbgate.is_unreachable():
             self._database_failed("the listener knows the database is unreachable")
             return False  # never wait for a database known to be away
@@ -344,9 +359,18 @@ def budget_for(upstream: str) -> RetryBudget:
 
 
 def reset_budgets() -> None:
-    """Forget this process's budgets (tests: each starts with none spent)."""
+    """Forget this process's budgets (tests: each starts with none spent). An old one a
+    client still holds never syncs again: its counts would land in the next test's window."""
     with _budgets_lock:
+        old = list(_budgets.values())
         _budgets.clear()
+    for budget in old:
+        with budget.sync_lock:  # a sync under way (the sharing thread's) ends first
+            budget.retired = True
+
+
+# Syncs the budgets of this process whose counts wait for no call.
+_sharing = IdleSharing(lambda: list(_budgets.values()))
 
 
 def _after_fork() -> None:

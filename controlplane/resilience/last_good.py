@@ -11,7 +11,9 @@ evicted by the same statement that stores a new one.
 Off the success path: the caller only hands the answer to this process's writer thread,
 which upserts on its own autocommit connection. A slow or unreachable database must not
 delay an answer a provider already gave; a write lost that way costs one fallback's
-freshness, nothing more. At most MAX_PENDING answers wait (the newest per request).
+freshness, nothing more. At most MAX_PENDING answers wait (the newest per request). A
+process that exits cleanly (a django-q2 worker told to stop or recycled, a gunicorn
+worker, a command) first stores what is pending, for up to EXIT_FLUSH_SECONDS.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ import httpx
 from django.conf import settings
 from django.db import DatabaseError
 
-from controlplane.lib import sidedb
+from controlplane.lib import processes, sidedb
 from controlplane.resilience.models import LastGoodResponse
 
 logger = logging.getLogger("controlplane.resilience.last_good")
 
 MAX_PENDING = 200
 IDLE_CLOSE_SECONDS = 10.0  # the writer's connection is closed after this long without work
+# How long a clean exit waits for pending answers: a connect and a few statements (the side
+# connection gives up on each within 2 s). runworker's drain bounds a worker's exit anyway.
+EXIT_FLUSH_SECONDS = 5.0
 
 
 def request_key(method: str, url: str, kwargs: dict[str, Any]) -> tuple[str, str]:
@@ -100,6 +105,7 @@ class Writer:
                 statement_timeout_ms=2000,
             )
         )
+        self.flushes_at_exit: int | None = None  # the pid whose exit stores what is pending
         self._reset()
 
     def _reset(self) -> None:
@@ -134,8 +140,22 @@ class Writer:
                     target=self._run, name="controlplane-last-good", daemon=True
                 )
                 self.thread.start()
+                if self.flushes_at_exit != self.pid:
+                    # The thread is a daemon: without this, an exit drops what it holds.
+                    processes.at_exit(self._at_exit)
+                    self.flushes_at_exit = self.pid
         self.wake.set()
         return True
+
+    def _at_exit(self) -> None:
+        if not self.idle.is_set():
+            logger.info(
+                "exiting: storing pending last good answers first (at most %g s)",
+                EXIT_FLUSH_SECONDS,
+            )
+        self.stop(EXIT_FLUSH_SECONDS)
+        if not self.idle.is_set():
+            logger.warning("last good answers still pending at exit were not stored")
 
     def _run(self) -> None:
         try:

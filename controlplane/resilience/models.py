@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from django.db import models
-from django.db.models import Sum
-from django.db.models.functions import Now
+from django.db.models import Q, Sum
+from django.db.models.functions import Coalesce, Now
 
 
 class LastGoodQuerySet(models.QuerySet["LastGoodResponse"]):
@@ -63,21 +64,30 @@ class RetryBudgetBucketQuerySet(models.QuerySet["RetryBudgetBucket"]):
         """Buckets that started within the last ``seconds`` (database clock)."""
         return self.filter(started_at__gt=Now() - timedelta(seconds=seconds))
 
-    def totals_by_upstream(self) -> dict[str, dict[str, int]]:
-        """First attempts, retries and refused retries summed per upstream."""
-        rows = self.values("upstream").annotate(
-            first_attempts_sum=Sum("first_attempts"),
-            retries_sum=Sum("retries"),
-            refused_sum=Sum("refused"),
-        )
-        return {
-            row["upstream"]: {
+    def totals_by_upstream(
+        self, *, refused_within: float | None = None
+    ) -> dict[str, dict[str, int]]:
+        """First attempts, retries and refused retries summed per upstream; with
+        ``refused_within`` (seconds) also ``refused_recently``, the refusals of the buckets
+        that started that recently (database clock). One query either way."""
+        sums: dict[str, Any] = {
+            "first_attempts_sum": Sum("first_attempts"),
+            "retries_sum": Sum("retries"),
+            "refused_sum": Sum("refused"),
+        }
+        if refused_within is not None:
+            since = Now() - timedelta(seconds=refused_within)
+            sums["recent_sum"] = Coalesce(Sum("refused", filter=Q(started_at__gt=since)), 0)
+        totals = {}
+        for row in self.values("upstream").annotate(**sums).order_by("upstream"):
+            totals[row["upstream"]] = {
                 "first_attempts": row["first_attempts_sum"],
                 "retries": row["retries_sum"],
                 "refused": row["refused_sum"],
             }
-            for row in rows.order_by("upstream")
-        }
+            if refused_within is not None:
+                totals[row["upstream"]]["refused_recently"] = row["recent_sum"]
+        return totals
 
 
 class RetryBudgetBucket(models.Model):

@@ -101,6 +101,52 @@ def test_invented_slugs_cannot_grow_the_table_or_the_memory(
     assert "wall-painting" in figures()
 
 
+def seen_ago(slug: str, interval: str) -> None:
+    """Inject time: ``slug`` was last looked up ``interval`` ago (database clock)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE lookups_slugstats SET last_seen = now() - %s::interval WHERE slug = %s",
+            [interval, slug],
+        )
+
+
+def test_a_slug_clients_start_using_gets_into_a_full_table(
+    lookups: resolver.Lookups, quiet: None, settings: Any
+) -> None:
+    settings.LOOKUP_SLUG_STATS_MAX = 3
+    for slug in ("once-busy-a", "once-busy-b", "once-busy-c"):
+        SlugStats.objects.create(slug=slug, hits=1000, misses=500)
+        seen_ago(slug, "2 days")  # busy long ago, quiet since
+    new = SlugCounts()
+    new.add("brand-new", misses=1)
+    slug_counts.flush(new)
+    assert SlugStats.objects.count() == 3
+    assert "brand-new" in figures()  # (ranked by lifetime counts alone it was deleted at once)
+    assert [t["slug"] for t in slug_counts.top_misses()][-1] == "brand-new"
+
+
+def test_a_flood_of_invented_slugs_leaves_the_slugs_in_use(
+    lookups: resolver.Lookups, quiet: None, settings: Any
+) -> None:
+    settings.LOOKUP_SLUG_STATS_MAX = 4
+    busy = SlugCounts()
+    busy.add("used-now", hits=40, misses=2)
+    busy.add("used-this-morning", hits=3, misses=1)
+    busy.add("used-last-week", hits=5000, misses=900)
+    slug_counts.flush(busy)
+    seen_ago("used-this-morning", "5 hours")
+    seen_ago("used-last-week", "6 days")
+    flood = SlugCounts()
+    for n in range(10):
+        flood.add(f"invented-{n}", misses=1)
+    slug_counts.flush(flood)
+    kept = figures()
+    assert len(kept) == 4
+    assert {"used-now", "used-this-morning"} <= set(kept)  # in use: a flood cannot push out
+    assert "used-last-week" not in kept  # gone quiet: what a full table gives up first
+    assert len([slug for slug in kept if slug.startswith("invented-")]) == 2
+
+
 def test_slugs_not_seen_for_the_retention_are_purged(
     lookups: resolver.Lookups, quiet: None, settings: Any
 ) -> None:

@@ -54,7 +54,7 @@ def main(name: str, url: str, calls: int) -> dict[str, object]:
             codes["ok"] += 1
         except UserFacingError as exc:
             codes[exc.code] += 1
-    synced = client.budget.sync()
+    synced = client.budget.sync(wait=True)  # after any sync of the sharing thread's
     return {"codes": dict(codes), "synced": synced, "shared": client.budget.is_shared}
 
 

@@ -175,3 +175,34 @@ def test_health_shows_each_upstreams_window(upstream: str, client: Any, settings
         "refused": 1,
         "allowed_retries": 1,
     }
+
+
+def test_health_lists_as_refusing_only_the_upstreams_refusing_now(
+    upstream: str, client: Any, settings: Any
+) -> None:
+    """Refusing now: in the newest two buckets (60 s window: 5 s buckets), not anywhere in the
+    window, or a single refusal would keep health degraded for a minute."""
+    settings.RETRY_BUDGET_RATIO, settings.RETRY_BUDGET_MIN_PER_WINDOW = 0.0, 1
+    settings.RETRY_BUDGET_WINDOW_SECONDS = 60.0
+    budget = RetryBudget.from_settings(upstream)
+    budget.count_first_attempt()
+    assert budget.spend_retry() and not budget.spend_retry()
+    budget.sync()
+
+    def health() -> dict[str, Any]:
+        return client.get("/api/v1/health/").json()["checks"]["retry_budgets"]
+
+    def refused_ago(seconds: int) -> None:  # inject time: the bucket began that long ago
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE resilience_retrybudgetbucket SET started_at = date_bin('5 seconds',"
+                " now(), 'epoch') - make_interval(secs => %s) WHERE upstream = %s",
+                [seconds, upstream],
+            )
+
+    refused_ago(5)  # the bucket before the current one: still now
+    assert (health()["status"], health()["refusing"]) == ("degraded", [upstream])
+    refused_ago(10)  # two buckets back: 10 to 15 s ago, within the window but over
+    check = health()
+    assert (check["status"], check["refusing"]) == ("healthy", [])
+    assert check["upstreams"][upstream]["refused"] == 1  # the window still counts it
