@@ -75,7 +75,7 @@ def _event_message(refusal: CircuitOpenError, when: str) -> str:
     seconds = math.ceil(wait_seconds(refusal))
     return (
         f"waiting for breaker {refusal.breaker_name} ({refusal.breaker_state}, {when}); "
-        f"next try in {seconds} s at the latest, or at the deadline; no attempt spent"
+        f"next try in {seconds} s at the latest"  # the statement adds the deadline, if any
     )
 
 
