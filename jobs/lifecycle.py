@@ -57,7 +57,7 @@ WITH t AS (
         lease_expires_at = now() + make_interval(secs => %(lease)s),
         timeout_at = LEAST(now() + make_interval(secs => j.timeout_seconds), j.deadline_at),
         worker = %(worker)s, claim_id = gen_random_uuid(), shutdown_requested_at = NULL,
-        waiting_for = '', updated_at = now()
+        waiting_for = '', waiting_breakers = '{{}}', updated_at = now()
     WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
       AND j.run_after <= now() AND {_NOT_PAST_DEADLINE}
     RETURNING {_COLUMNS}, j.claim_id, {_DEADLINE_BOUND} AS deadline_bound
@@ -289,8 +289,8 @@ _WAIT_MESSAGE = (
 WAIT_BEFORE_ATTEMPT = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        waiting_for = %(waiting_for)s, run_after = {_WAIT_UNTIL}, dispatched_at = NULL,
-        updated_at = now()
+        waiting_for = %(waiting_for)s, waiting_breakers = %(breakers)s::varchar[],
+        run_after = {_WAIT_UNTIL}, dispatched_at = NULL, updated_at = now()
     WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
       AND j.run_after <= now() AND {_NOT_PAST_DEADLINE}
     RETURNING {_COLUMNS}
@@ -303,6 +303,8 @@ WITH t AS (
         attempts = CASE WHEN {_CANCEL_REQUESTED} THEN j.attempts ELSE j.attempts - 1 END,
         finished_at = CASE WHEN {_CANCEL_REQUESTED} THEN now() ELSE NULL END,
         waiting_for = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE %(waiting_for)s END,
+        waiting_breakers = CASE WHEN {_CANCEL_REQUESTED} THEN '{{}}'
+                                ELSE %(breakers)s::varchar[] END,
         run_after = {_WAIT_UNTIL}, dispatched_at = NULL, worker = '', result = NULL,
         error_code = '', error_message = '', error_user_message = '', error_support_id = NULL,
         {_RELEASE}
@@ -320,7 +322,7 @@ WITH t AS (
         finished_at = NULL, cancel_requested_at = NULL, result = NULL, progress = 0,
         progress_message = '', error_code = '', error_message = '', error_user_message = '',
         error_support_id = NULL, timeout_at = NULL, worker = '', claim_id = NULL,
-        waiting_for = '',
+        waiting_for = '', waiting_breakers = '{{}}',
         deadline_at = CASE WHEN j.deadline_seconds IS NULL THEN NULL
                            ELSE now() + make_interval(secs => j.deadline_seconds) END,
         updated_at = now()

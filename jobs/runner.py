@@ -21,6 +21,7 @@ from controlplane.errors.exceptions import InternalServerError, UserFacingError,
 from controlplane.errors.recording import job_context, record_error
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib import dbgate
+from controlplane.resilience.client import refusals_wait
 from controlplane.resilience.retry import RetryPolicy, is_retryable
 from jobs import lifecycle, outcomes, waiting
 from jobs.context import (
@@ -101,7 +102,11 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
             raise InternalServerError(
                 code="UNKNOWN_JOB_KIND", technical_message=f"no handler for kind {job['kind']!r}"
             )
-        with Heartbeat(ctx, _end_this_process if own_process else None), job_context(ctx.job_id):
+        with (
+            Heartbeat(ctx, _end_this_process if own_process else None),
+            job_context(ctx.job_id),
+            refusals_wait(),  # a breaker refusal becomes a wait below, not an error record
+        ):
             result = handler(ctx, ctx.payload)
         _check_json(result)
     except JobCancelled:

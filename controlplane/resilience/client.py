@@ -16,9 +16,11 @@ sanitised (status, scrubbed excerpt).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -34,6 +36,31 @@ from controlplane.resilience.retry import RetryPolicy, retry_after_of
 _EXCERPT = 500
 # Methods a retry could apply twice upstream: they carry an idempotency key.
 NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
+_refusals_wait: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "breaker_refusals_wait", default=False
+)
+
+
+@contextmanager
+def refusals_wait() -> Iterator[None]:
+    """Inside, a breaker refusal met before any call went out is not recorded: the caller
+    (the jobs runner) waits for the breaker rather than showing an error, and says so where
+    the wait is seen (the job's ``waiting_for`` and an event). A record per wait would
+    grow with the wait, and its support_id would reach no one."""
+    token = _refusals_wait.set(True)
+    try:
+        yield
+    finally:
+        _refusals_wait.reset(token)
+
+
+def waited_for(exc: BaseException) -> bool:
+    """Is ``exc`` a refusal the caller waits out (see :func:`refusals_wait`)?"""
+    return (
+        _refusals_wait.get()
+        and isinstance(exc, CircuitOpenError)
+        and not exc.context.get("attempts")
+    )
 
 
 def _body_excerpt(response: httpx.Response) -> Any:
@@ -225,7 +252,7 @@ class ServiceClient:
             ]
         if isinstance(exc, RetryBudgetExhaustedError) and exc.original is not None:
             error.context["refused_failure"] = _summary(classify(self.service, exc.original))
-        if record:
+        if record and not waited_for(error):
             state = exc.breaker_state if isinstance(exc, CircuitOpenError) else self.breaker.state
             record_error(
                 error, service=self.service, breaker_name=self.breaker.name, breaker_state=state
