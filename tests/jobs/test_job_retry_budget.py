@@ -42,8 +42,8 @@ def dead_upstream(
     settings.RETRY_BUDGET_MIN_PER_WINDOW = FLOOR
     settings.BREAKER_DEFAULTS = {**settings.BREAKER_DEFAULTS, "failure_threshold": 1000}
     settings.JOB_RETRY_INITIAL_DELAY = settings.JOB_RETRY_MAX_DELAY = 0
-    providers._clients.clear()  # each client keeps the budget it was built with
     reset_budgets()
+    providers.reset_clients()  # each client keeps the budget it was built with
     with flaky_server(script) as url:
         settings.PROVIDERS = {
             fresh_name: {
@@ -55,8 +55,8 @@ def dead_upstream(
             }
         }
         yield fresh_name, script
-    providers._clients.clear()
     reset_budgets()
+    providers.reset_clients()
 
 
 def test_job_retries_stay_within_the_upstreams_retry_budget(
