@@ -23,7 +23,6 @@ from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import find_uuid
 from jobs import actions
 from jobs.models import (
-    WAITING_FOR_BREAKER,
     FailedJob,
     Job,
     JobEvent,
@@ -139,6 +138,7 @@ class JobAdmin(admin.ModelAdmin):
                     "deadline_at",
                     "run_after",
                     "waiting_for",
+                    "waiting_breakers",
                     "heartbeat_at",
                     "lease_expires_at",
                     "worker",
@@ -328,14 +328,15 @@ class WaitingForBreakerFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if self.value():
-            return queryset.filter(waiting_for=f"{WAITING_FOR_BREAKER}{self.value()}")
+            return queryset.filter(waiting_breakers__contains=[self.value()])
         return queryset
 
 
 @admin.register(WaitingJob)
 class WaitingJobAdmin(JobAdmin):
-    """Queued jobs held back by an open breaker, their attempts not spent; they run when
-    the breaker permits again (a reset wakes them within a maintenance pass)."""
+    """Queued jobs held back by an open breaker (or every breaker of a provider group),
+    their attempts not spent; they run when any of those breakers permits again (a reset
+    wakes them within a maintenance pass)."""
 
     list_display = (
         "id",

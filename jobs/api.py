@@ -77,7 +77,9 @@ class JobOutput(serializers.Serializer):
     )
     waiting_for = serializers.CharField(
         help_text='Why a queued job is held back, e.g. "breaker llamaparse" while that '
-        "upstream's breaker refuses calls (no attempt is spent); empty otherwise."
+        'upstream\'s breaker refuses calls, or "group llm" while every breaker of that '
+        "provider group does (no attempt is spent; it runs once any of them permits); "
+        "empty otherwise."
     )
     run_after = serializers.DateTimeField(help_text="A queued job runs no earlier than this.")
     cancel_requested_at = serializers.DateTimeField(allow_null=True)

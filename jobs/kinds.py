@@ -15,7 +15,8 @@ from controlplane.resilience.groups import group_config
 from controlplane.resilience.providers import client_calls, client_for, client_may_call
 from jobs.backfill import backfill_micro_uuids
 from jobs.context import JobContext
-from jobs.registry import job_handler
+from jobs.models import WAITING_FOR_GROUP
+from jobs.registry import Breakers, job_handler
 from lookups.resolver import get_lookups
 from lookups.warming import warm_everywhere
 
@@ -92,7 +93,7 @@ def _validate_http_request(payload: dict[str, Any]) -> None:
             )
 
 
-def breakers_for_payload(payload: dict[str, Any]) -> list[str]:
+def breakers_for_payload(payload: dict[str, Any]) -> list[str] | Breakers:
     """The breakers an http.request job calls through; the job waits before an attempt only
     while none of them permits a call. A group with a declared fallback (or the development
     mock) has an answer even then: its attempt runs, and waits only if that fallback cannot
@@ -101,7 +102,8 @@ def breakers_for_payload(payload: dict[str, Any]) -> list[str]:
     if isinstance(group, str) and group in settings.PROVIDER_GROUPS:
         if group_config(group).fallback is not None or settings.PROVIDER_FALLBACK_TO_MOCK:
             return []
-        return [client_for(provider).breaker.name for provider in group_config(group).providers]
+        names = [client_for(provider).breaker.name for provider in group_config(group).providers]
+        return Breakers(names, f"{WAITING_FOR_GROUP}{group}")
     provider = payload.get("provider")
     if isinstance(provider, str) and provider in settings.PROVIDERS:
         return [client_for(provider).breaker.name]

@@ -32,6 +32,12 @@ _COLUMNS = (
     "j.micro_id, j.micro_uuid, j.error_code, j.error_message, j.error_user_message, "
     "j.error_support_id, j.deadline_at, j.waiting_for"
 )
+# A NULL deadline_at (jobs created before deadlines existed, and such a job after "retry
+# now") means no deadline. Mind PostgreSQL's LEAST and GREATEST: they skip NULLs, which is
+# what LEAST(x, j.deadline_at) below wants (x itself when there is no deadline), while an
+# expression built on ``deadline_at - now()`` inside one is NULL and is skipped too: write
+# those out with CASE.
+#
 # This attempt's time limit is the job's deadline (set so by CLAIM): running out of it is
 # deadline_exceeded, not timeout.
 _DEADLINE_BOUND = "(j.deadline_at IS NOT NULL AND j.timeout_at >= j.deadline_at)"
@@ -51,7 +57,7 @@ WITH t AS (
         lease_expires_at = now() + make_interval(secs => %(lease)s),
         timeout_at = LEAST(now() + make_interval(secs => j.timeout_seconds), j.deadline_at),
         worker = %(worker)s, claim_id = gen_random_uuid(), shutdown_requested_at = NULL,
-        waiting_for = '', updated_at = now()
+        waiting_for = '', waiting_breakers = '{{}}', updated_at = now()
     WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
       AND j.run_after <= now() AND {_NOT_PAST_DEADLINE}
     RETURNING {_COLUMNS}, j.claim_id, {_DEADLINE_BOUND} AS deadline_bound
@@ -234,8 +240,9 @@ WHERE id = ANY(ARRAY(
       AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(redispatch)s))
     ORDER BY run_after LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
 RETURNING id,
-    LEAST(timeout_seconds, GREATEST(1, ceil(extract(epoch FROM deadline_at - now()))))::int
-    AS timeout_seconds
+    CASE WHEN deadline_at IS NULL THEN timeout_seconds
+         ELSE LEAST(timeout_seconds, GREATEST(1, ceil(extract(epoch FROM deadline_at - now()))))
+    END::int AS timeout_seconds
 """
 
 # The hand-off failed (or a draining worker gave the job back): due on the next pass.
@@ -274,16 +281,20 @@ WITH t AS (
 # until the breaker's retry-after (never past the deadline; the sweep ends it there). These
 # requeues are not the database-away ones, so they do not count toward that cap.
 _WAIT_UNTIL = "LEAST(now() + make_interval(secs => %(wait)s), j.deadline_at)"
+_WAIT_MESSAGE = (
+    "%(message)s || CASE WHEN t.deadline_at IS NULL THEN '' ELSE ', or at the deadline' END"
+    " || '; no attempt spent'"
+)
 # Found before the attempt: the job was never claimed.
 WAIT_BEFORE_ATTEMPT = f"""
 WITH t AS (
     UPDATE jobs_job j SET
-        waiting_for = %(waiting_for)s, run_after = {_WAIT_UNTIL}, dispatched_at = NULL,
-        updated_at = now()
+        waiting_for = %(waiting_for)s, waiting_breakers = %(breakers)s::varchar[],
+        run_after = {_WAIT_UNTIL}, dispatched_at = NULL, updated_at = now()
     WHERE j.id = %(id)s AND j.status = 'queued' AND j.cancel_requested_at IS NULL
       AND j.run_after <= now() AND {_NOT_PAST_DEADLINE}
     RETURNING {_COLUMNS}
-){_event("'queued'")}"""
+){_event("'queued'", _WAIT_MESSAGE)}"""
 # Raised during the attempt (CircuitOpenError): back to the queue, the attempt given back.
 WAIT_DURING_ATTEMPT = f"""
 WITH t AS (
@@ -292,15 +303,18 @@ WITH t AS (
         attempts = CASE WHEN {_CANCEL_REQUESTED} THEN j.attempts ELSE j.attempts - 1 END,
         finished_at = CASE WHEN {_CANCEL_REQUESTED} THEN now() ELSE NULL END,
         waiting_for = CASE WHEN {_CANCEL_REQUESTED} THEN '' ELSE %(waiting_for)s END,
+        waiting_breakers = CASE WHEN {_CANCEL_REQUESTED} THEN '{{}}'
+                                ELSE %(breakers)s::varchar[] END,
         run_after = {_WAIT_UNTIL}, dispatched_at = NULL, worker = '', result = NULL,
         error_code = '', error_message = '', error_user_message = '', error_support_id = NULL,
         {_RELEASE}
     WHERE {_MINE}
     RETURNING {_COLUMNS}
-){_event("'running'")}"""
+){_event("'running'", _WAIT_MESSAGE)}"""
 
-# dispatched_at = now(): the caller hands the job over after its commit (jobs.queue). The
-# job gets a fresh deadline of its deadline_seconds (none if it was created without one).
+# dispatched_at = now(): the caller hands the job over after its commit (jobs.queue) with its
+# whole timeout_seconds. The job gets a fresh deadline of its deadline_seconds, and still
+# none if it was created without one.
 RETRY_NOW = f"""
 WITH t AS (
     UPDATE jobs_job j SET
@@ -308,7 +322,9 @@ WITH t AS (
         finished_at = NULL, cancel_requested_at = NULL, result = NULL, progress = 0,
         progress_message = '', error_code = '', error_message = '', error_user_message = '',
         error_support_id = NULL, timeout_at = NULL, worker = '', claim_id = NULL,
-        waiting_for = '', deadline_at = now() + make_interval(secs => j.deadline_seconds),
+        waiting_for = '', waiting_breakers = '{{}}',
+        deadline_at = CASE WHEN j.deadline_seconds IS NULL THEN NULL
+                           ELSE now() + make_interval(secs => j.deadline_seconds) END,
         updated_at = now()
     WHERE j.id = %(id)s AND j.status IN ('failed', 'timed_out')
     RETURNING {_COLUMNS}, %(from_status)s AS from_status

@@ -5,7 +5,8 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import models
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection, models
 from django.db.models import Count
 from django.db.models.functions import Now
 
@@ -21,8 +22,10 @@ class JobStatus(models.TextChoices):
 
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT)
 
-# What ``Job.waiting_for`` says while a job waits for an upstream's breaker (jobs.waiting).
+# What ``Job.waiting_for`` says while a job waits for an upstream's breaker, or for every
+# breaker of a provider group (jobs.waiting).
 WAITING_FOR_BREAKER = "breaker "
+WAITING_FOR_GROUP = "group "
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -42,11 +45,19 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(status=JobStatus.QUEUED).exclude(waiting_for="")
 
     def waiting_per_breaker(self) -> dict[str, int]:
-        """How many jobs wait for each breaker, by breaker name (the partial index
-        ``job_waiting`` holds exactly these rows)."""
-        rows = self.waiting().filter(waiting_for__startswith=WAITING_FOR_BREAKER)
-        counts = rows.order_by().values_list("waiting_for").annotate(Count("id"))
-        return {reason.removeprefix(WAITING_FOR_BREAKER): n for reason, n in counts}
+        """How many jobs wait for each breaker, by breaker name; a job waiting for a group
+        counts for each of its breakers (the partial index ``job_waiting`` holds exactly
+        the rows read)."""
+        waiting, params = (
+            self.waiting().order_by().values("waiting_breakers").query.sql_with_params()
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(  # this queryset's own SQL; every value in it is a parameter
+                f"SELECT name, count(*) FROM ({waiting}) w, unnest(w.waiting_breakers) name"  # noqa: S608
+                " GROUP BY name",
+                params,
+            )
+            return dict(cursor.fetchall())
 
 
 class Job(models.Model):
@@ -73,8 +84,13 @@ class Job(models.Model):
     deadline_seconds = models.PositiveIntegerField(null=True, blank=True)
     deadline_at = models.DateTimeField(null=True, blank=True)
     # Why a queued job is not running yet although its attempt is not spent: "breaker
-    # <name>" while that breaker refuses calls. Cleared when the job is claimed again.
+    # <name>" while that breaker refuses calls, "group <name>" while every breaker of that
+    # provider group does. Cleared when the job is claimed again.
     waiting_for = models.CharField(max_length=120, blank=True)
+    # The breakers it waits for: it is woken as soon as any of them permits (jobs.waiting).
+    waiting_breakers = ArrayField(
+        models.CharField(max_length=100), default=list, db_default=[], blank=True
+    )
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     shutdown_requested_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -21,7 +21,9 @@ from controlplane.errors.exceptions import InternalServerError, UserFacingError,
 from controlplane.errors.recording import job_context, record_error
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib import dbgate
-from controlplane.resilience.retry import RetryPolicy, is_retryable
+from controlplane.resilience.budget import RetryBudgetExhaustedError
+from controlplane.resilience.client import refusals_wait
+from controlplane.resilience.retry import RetryPolicy, continuing, is_retryable
 from jobs import lifecycle, outcomes, waiting
 from jobs.context import (
     DatabaseAway,
@@ -101,7 +103,12 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
             raise InternalServerError(
                 code="UNKNOWN_JOB_KIND", technical_message=f"no handler for kind {job['kind']!r}"
             )
-        with Heartbeat(ctx, _end_this_process if own_process else None), job_context(ctx.job_id):
+        with (
+            Heartbeat(ctx, _end_this_process if own_process else None),
+            job_context(ctx.job_id),
+            refusals_wait(),  # a breaker refusal becomes a wait below, not an error record
+            continuing(_earlier_attempt(job) if attempt > 1 else None),
+        ):
             result = handler(ctx, ctx.payload)
         _check_json(result)
     except JobCancelled:
@@ -155,6 +162,13 @@ def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
     return "succeeded"
 
 
+def _earlier_attempt(job: dict[str, Any]) -> str:
+    """What a later attempt retries, for a budget that refuses it (the upstream calls it
+    repeats are retries of the earlier attempt's: they spend the upstream's budget)."""
+    code = job.get("error_code") or "no error recorded"
+    return f"attempt {job['attempts'] - 1} of job {job['id']} failed ({code})"
+
+
 def _requeue_uncharged(
     job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Exception
 ) -> str:
@@ -185,7 +199,11 @@ def _failed(job: dict[str, Any], mine: dict[str, Any], attempt: int, exc: Except
     if error.code == "INTERNAL_ERROR":
         error.code = "processing_error"
     retryable = is_retryable(exc) or (isinstance(exc, UserFacingError) and exc.retryable)
-    final = not retryable or attempt >= job["max_attempts"]
+    # The upstream's retry budget refused a retry: the job fails now, as a caller waiting
+    # for the answer would. Re-queued, its next attempt would be one more retry for the
+    # budget to refuse, and unlike a breaker no event says when the budget is free again.
+    budget_refused = isinstance(exc, RetryBudgetExhaustedError)
+    final = not retryable or budget_refused or attempt >= job["max_attempts"]
     delay = 0.0
     if not final:
         policy = RetryPolicy(

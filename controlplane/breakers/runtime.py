@@ -129,7 +129,9 @@ class BreakerRuntime:
                 return Permit(snap.generation, probe=True, probe_lease=lease)
             fresh = self.reload()
             if fresh is None or (fresh.state, fresh.generation) == (HALF_OPEN, snap.generation):
-                raise self._refuse(snap, 1.0)  # every probe slot is taken
+                # Every probe slot is taken: no other call goes until a probe's result or
+                # the end of its lease, so asking again in a second would only be refused.
+                raise self._refuse(snap, self._until_slot_free(fresh))
         if snap is None:
             return self._local_permit()
         raise self._refuse(snap, 1.0)
@@ -141,27 +143,70 @@ class BreakerRuntime:
     def refusal(self) -> CircuitOpenError | None:
         """What a call now would meet: None if it would be permitted, else the error it would
         raise, with its ``retry_after`` (None: no known end, e.g. forced open without an
-        expiry). Takes no probe lease and counts no rejection: callers that wait rather than
-        call (jobs) ask this."""
+        expiry). Half-open with every probe slot taken refuses until the first probe's lease
+        could end. Takes no probe lease and counts no rejection: callers that wait rather
+        than call (jobs) ask this."""
+        return self._assess()[0]
+
+    def free_slots(self) -> int | None:
+        """How many calls may start now: None for any number (closed, disabled), 0 while it
+        refuses, else the free half-open probe slots (all of them once an open breaker's
+        cooldown has ended: the next call turns it half-open). Takes no lease: callers that
+        let waiting work through (jobs) let no more than this go at once."""
+        refusal, slots = self._assess()
+        return 0 if refusal is not None else slots
+
+    def _assess(self) -> tuple[CircuitOpenError | None, int | None]:
+        cached = self.snapshot
         snap = self.current()
+        if snap is not None and snap is cached and self._probing(snap, time.monotonic()):
+            # Taking a probe moves no generation, so no NOTIFY tells this process: read the
+            # leases now. Only while probing may start (rare and short), for callers that
+            # wait rather than call.
+            snap = self.reload()
         now = time.monotonic()
         if snap is None:
             if self._local_allows():
-                return None
-            return CircuitOpenError(self.name, self.local_open_until - now, OPEN)
+                return None, None
+            return CircuitOpenError(self.name, self.local_open_until - now, OPEN), 0
         if snap.override == DISABLED:
-            return None
+            return None, None
+        probes = snap.half_open_max_probes
         if snap.override == FORCED_OPEN:
             if snap.override_until is not None and now >= snap.override_until:
-                return None
+                return None, probes  # the override's expiry turns it half-open
             left = None if snap.override_until is None else snap.override_until - now
-            return CircuitOpenError(self.name, left, snap.effective_state)
+            return CircuitOpenError(self.name, left, snap.effective_state), 0
         if snap.state == OPEN:
             if snap.open_until is not None and now >= snap.open_until:
-                return None
+                return None, probes  # the next call turns it half-open and probes
             left = None if snap.open_until is None else snap.open_until - now
-            return CircuitOpenError(self.name, left, OPEN)
-        return None  # closed, or half-open: a probe may be free
+            return CircuitOpenError(self.name, left, OPEN), 0
+        if snap.state == HALF_OPEN:
+            free = probes - snap.probes_in_flight
+            if free > 0:
+                return None, free
+            return CircuitOpenError(self.name, self._until_slot_free(snap), HALF_OPEN), 0
+        return None, None
+
+    @staticmethod
+    def _probing(snap: Snapshot, now: float) -> bool:
+        """May a probe be taken, or be in flight? Then the leases decide."""
+        if snap.override == DISABLED:
+            return False
+        if snap.override == FORCED_OPEN:
+            return snap.override_until is not None and now >= snap.override_until
+        cooled = snap.state == OPEN and snap.open_until is not None and now >= snap.open_until
+        return snap.state == HALF_OPEN or cooled
+
+    @staticmethod
+    def _until_slot_free(snap: Snapshot | None) -> float:
+        """Seconds until a probe slot could be free again: when the first live lease ends. A
+        probe's result frees it sooner, and the close or reopen it causes is announced
+        (NOTIFY), so a waiter told this is not stuck meanwhile."""
+        if snap is None or snap.probe_slot_free_at is None:
+            return 1.0  # not known (the database is away, or the lease just ended): soon
+        return max(0.0, snap.probe_slot_free_at - time.monotonic())
 
     def _refuse(self, snap: Snapshot, retry_after: float | None) -> CircuitOpenError:
         self.registry.count("rejections", self.name)

@@ -34,6 +34,10 @@ class Snapshot:
     failure_threshold: int
     cooldown_seconds: float
     half_open_max_probes: int
+    # Half-open probes holding a live lease, and when the first lease ends (monotonic): a
+    # probe slot is free again by then at the latest. As of this snapshot's read.
+    probes_in_flight: int = 0
+    probe_slot_free_at: float | None = None
 
     @property
     def effective_state(self) -> str:
@@ -67,6 +71,10 @@ def snapshot_from_row(row: dict[str, Any]) -> Snapshot:
         failure_threshold=row["failure_threshold"],
         cooldown_seconds=row["cooldown_seconds"],
         half_open_max_probes=row["half_open_max_probes"],
+        probes_in_flight=row["probes_in_flight"],
+        probe_slot_free_at=(
+            None if row["probe_slot_left"] is None else now + row["probe_slot_left"]
+        ),
     )
 
 

@@ -20,14 +20,20 @@ from psycopg.types.json import Jsonb
 CHANNEL = "controlplane_breakers"
 
 # What every process caches about a breaker. Durations are computed by the
-# database (open_until - now()), so process clocks never matter.
+# database (open_until - now()), so process clocks never matter. The probes in flight
+# (live leases) and when the first of them ends are read with it, but taking a probe
+# moves no generation (no NOTIFY): a cached count may be stale, so whoever needs it
+# reads the row again (BreakerRuntime.refusal).
 SNAPSHOT_COLUMNS = """
     b.id, b.name, b.owner_id, b.state, b.generation, b.override, b.policy, b.failure_threshold,
     b.window_seconds, b.failure_rate_threshold, b.minimum_calls, b.fail_open,
     b.consecutive_failures, b.half_open_max_probes,
     EXTRACT(EPOCH FROM b.open_until - now())::float AS open_left,
     EXTRACT(EPOCH FROM b.override_expires_at - now())::float AS override_left,
-    b.cooldown_seconds, b.open_until
+    b.cooldown_seconds, b.open_until,
+    (SELECT count(*) FROM unnest(b.probe_leases) x WHERE x > now())::int AS probes_in_flight,
+    EXTRACT(EPOCH FROM (SELECT min(x) FROM unnest(b.probe_leases) x WHERE x > now()) - now()
+    )::float AS probe_slot_left
 """
 
 _COOLDOWN = (

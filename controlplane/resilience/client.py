@@ -16,9 +16,12 @@ sanitised (status, scrubbed excerpt).
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -29,11 +32,41 @@ from controlplane.errors.exceptions import UpstreamError, UserFacingError
 from controlplane.errors.recording import record_error
 from controlplane.errors.scrubbing import default_scrubber
 from controlplane.resilience.budget import RetryBudget, RetryBudgetExhaustedError, budget_for
-from controlplane.resilience.retry import RetryPolicy, retry_after_of
+from controlplane.resilience.retry import (
+    EarlierAttemptFailed,
+    RetryPolicy,
+    is_continuing,
+    retry_after_of,
+)
 
 _EXCERPT = 500
 # Methods a retry could apply twice upstream: they carry an idempotency key.
 NON_IDEMPOTENT = frozenset({"POST", "PATCH"})
+_refusals_wait: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "breaker_refusals_wait", default=False
+)
+
+
+@contextmanager
+def refusals_wait() -> Iterator[None]:
+    """Inside, a breaker refusal met before any call went out is not recorded: the caller
+    (the jobs runner) waits for the breaker rather than showing an error, and says so where
+    the wait is seen (the job's ``waiting_for`` and an event). A record per wait would
+    grow with the wait, and its support_id would reach no one."""
+    token = _refusals_wait.set(True)
+    try:
+        yield
+    finally:
+        _refusals_wait.reset(token)
+
+
+def waited_for(exc: BaseException) -> bool:
+    """Is ``exc`` a refusal the caller waits out (see :func:`refusals_wait`)?"""
+    return (
+        _refusals_wait.get()
+        and isinstance(exc, CircuitOpenError)
+        and not exc.context.get("attempts")
+    )
 
 
 def _body_excerpt(response: httpx.Response) -> Any:
@@ -166,6 +199,7 @@ class ServiceClient:
     ) -> httpx.Response:
         kwargs = self._with_idempotency_key(method, idempotency_key, kwargs)
         earlier: list[BaseException] = []
+        self._refuse_before_retry(record)
         try:
             return self.retry.call(
                 lambda: self.breaker.call(self._send, method, url, kwargs),
@@ -185,6 +219,8 @@ class ServiceClient:
         **kwargs: Any,
     ) -> httpx.Response:
         kwargs = self._with_idempotency_key(method, idempotency_key, kwargs)
+        if is_continuing():  # may read the breaker's row: off the event loop
+            await asyncio.to_thread(self._refuse_before_retry, record)
         if self._aclient is None:
             self._aclient = httpx.AsyncClient(**self._options, transport=self._async_transport)
         client = self._aclient
@@ -202,6 +238,14 @@ class ServiceClient:
         except Exception as exc:
             raise self._fail(exc, record, earlier) from exc
 
+    def _refuse_before_retry(self, record: bool) -> None:
+        """A continued call (a job's later attempt) spends a retry before it is sent: ask the
+        breaker first, so waiting for it costs the budget nothing."""
+        if is_continuing():
+            refusal = self.breaker.refusal()
+            if refusal is not None:
+                raise self._fail(refusal, record, [])
+
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
 
@@ -212,10 +256,12 @@ class ServiceClient:
         self, exc: BaseException, record: bool, earlier: list[BaseException]
     ) -> UserFacingError:
         error = classify(self.service, exc)
-        # Calls that reached the upstream: a breaker refusal is not one (a retry the budget
-        # refused follows one that did). Failover reports it per provider, and support reads
-        # it on the record.
-        refused = isinstance(exc, CircuitOpenError)
+        # Calls that reached the upstream: a breaker refusal is not one, nor is a continued
+        # call the budget refused before sending it (any other retry the budget refused
+        # follows one that did). Failover reports it per provider, and support reads it on
+        # the record.
+        unsent = getattr(exc, "original", None)
+        refused = isinstance(exc, CircuitOpenError) or isinstance(unsent, EarlierAttemptFailed)
         error.context.setdefault("attempts", len(earlier) + (0 if refused else 1))
         if isinstance(exc, CircuitOpenError | RetryBudgetExhaustedError) and earlier:
             # The breaker opened between attempts, or the budget refused a retry: say what
@@ -223,9 +269,11 @@ class ServiceClient:
             error.context["earlier_attempts"] = [
                 _summary(classify(self.service, e)) for e in earlier
             ]
-        if isinstance(exc, RetryBudgetExhaustedError) and exc.original is not None:
+        if isinstance(unsent, EarlierAttemptFailed):
+            error.context["refused_failure"] = {"message": str(unsent)}
+        elif isinstance(exc, RetryBudgetExhaustedError) and exc.original is not None:
             error.context["refused_failure"] = _summary(classify(self.service, exc.original))
-        if record:
+        if record and not waited_for(error):
             state = exc.breaker_state if isinstance(exc, CircuitOpenError) else self.breaker.state
             record_error(
                 error, service=self.service, breaker_name=self.breaker.name, breaker_state=state

@@ -35,7 +35,7 @@ from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import ServiceUnavailableError, UserFacingError
 from controlplane.errors.recording import record_error
 from controlplane.resilience import last_good
-from controlplane.resilience.client import NON_IDEMPOTENT
+from controlplane.resilience.client import NON_IDEMPOTENT, waited_for
 from controlplane.resilience.groups import Fallback, GroupConfig, group_config
 from controlplane.resilience.providers import by_health, client_for, mock_handler
 
@@ -116,6 +116,7 @@ class GroupCircuitOpenError(CircuitOpenError):
         first = min(refusals, key=lambda e: math.inf if e.retry_after is None else e.retry_after)
         super().__init__(first.breaker_name, first.retry_after, first.breaker_state)
         self.code = type(self).code
+        self.refusals = list(refusals)  # a job waits until any of them permits
         self.technical_message = f"every breaker of provider group {group!r} is open: " + ", ".join(
             f"{e.breaker_name} ({e.breaker_state})" for e in refusals
         )
@@ -270,7 +271,8 @@ class GroupClient:
                 for p, e in call.failures
             ],
         )
-        record_error(error, service=self.group)
+        if not waited_for(error):
+            record_error(error, service=self.group)
         raise error
 
     def _answer_from(self, fallback: Fallback, call: _Call) -> GroupResult | None:

@@ -15,15 +15,19 @@ Given a ``budget`` (``controlplane.resilience.budget``; every ServiceClient pass
 upstream's), the first attempt is counted once it went out (not when the breaker refused
 it), and each retry must be granted by the budget shared by every process; a refused retry
 raises ``RetryBudgetExhaustedError`` instead, carrying the failure it did not retry.
+Inside ``continuing(...)`` (a job's attempt after its first) the first attempt is itself a
+retry of a call made before: it must be granted too, and is not counted as a first attempt.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -44,6 +48,29 @@ T = TypeVar("T")
 logger = logging.getLogger("controlplane.retry")
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_continuing: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "retry_continues_earlier_call", default=None
+)
+
+
+class EarlierAttemptFailed(Exception):
+    """The failure a continued call would retry (see :func:`continuing`): what a budget
+    refusal names when no call of this attempt went out."""
+
+
+@contextmanager
+def continuing(earlier: str | None) -> Iterator[None]:
+    """Inside, every call through a RetryPolicy with a budget continues a logical call made
+    before: a job's attempt after its first repeats the upstream calls of the one that
+    failed. Its first attempt is then a retry: granted by the upstream's retry budget or
+    refused (RetryBudgetExhaustedError, nothing sent), and never counted as a first attempt,
+    which would raise the budget by the very retries it makes. ``earlier`` says what failed
+    before (for that refusal); None: not continuing, nothing changes."""
+    token = _continuing.set(earlier)
+    try:
+        yield
+    finally:
+        _continuing.reset(token)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -160,13 +187,18 @@ class RetryPolicy:
     ) -> T:
         started = clock()
         attempt = 0
+        earlier = _continuing.get() if budget is not None else None
+        if budget is not None and earlier is not None:
+            budget.sync_if_due()
+            _spend_on_continuing(budget, earlier)
         while True:
             attempt += 1
             try:
                 result = fn()
             except Exception as exc:
                 if budget is not None:
-                    _count_first(attempt, exc, budget)
+                    if earlier is None:
+                        _count_first(attempt, exc, budget)
                     budget.sync_if_due()
                 delay = self._after_failure(attempt, exc, started, clock, on_retry, budget)
                 if delay is None:
@@ -174,7 +206,8 @@ class RetryPolicy:
                 sleep(delay)
             else:
                 if budget is not None:
-                    _count_first(attempt, None, budget)
+                    if earlier is None:
+                        _count_first(attempt, None, budget)
                     budget.sync_if_due()
                 return result
 
@@ -189,13 +222,19 @@ class RetryPolicy:
     ) -> T:
         started = clock()
         attempt = 0
+        earlier = _continuing.get() if budget is not None else None
+        if budget is not None and earlier is not None:
+            if budget.sync_due():  # a round trip: off the event loop
+                await asyncio.to_thread(budget.sync)
+            _spend_on_continuing(budget, earlier)
         while True:
             attempt += 1
             try:
                 result = await fn()
             except Exception as exc:
                 if budget is not None:
-                    _count_first(attempt, exc, budget)
+                    if earlier is None:
+                        _count_first(attempt, exc, budget)
                     if budget.sync_due():  # a round trip: off the event loop
                         await asyncio.to_thread(budget.sync)
                 delay = self._after_failure(attempt, exc, started, clock, on_retry, budget)
@@ -204,10 +243,24 @@ class RetryPolicy:
                 await sleep(delay)
             else:
                 if budget is not None:
-                    _count_first(attempt, None, budget)
+                    if earlier is None:
+                        _count_first(attempt, None, budget)
                     if budget.sync_due():
                         await asyncio.to_thread(budget.sync)
                 return result
+
+
+def is_continuing() -> bool:
+    """Inside :func:`continuing` (with something that failed before)?"""
+    return _continuing.get() is not None
+
+
+def _spend_on_continuing(budget: RetryBudget, earlier: str) -> None:
+    """The first attempt of a continued call is a retry: the budget grants it or it is not
+    sent. (Spent before the call's breaker is asked, so callers that can ask it first do:
+    ServiceClient.)"""
+    if not budget.spend_retry():
+        raise budget.refusal(EarlierAttemptFailed(earlier), None)
 
 
 def _count_first(attempt: int, exc: BaseException | None, budget: RetryBudget) -> None:

@@ -1,6 +1,7 @@
 """An http.request job to a provider group waits for its breakers only when no answer is
 possible: every provider's breaker refuses and the group declares no fallback. With a
-fallback, the attempt runs and the fallback answers."""
+fallback, the attempt runs and the fallback answers. A job waiting for a group runs as soon
+as any of its breakers permits again."""
 
 from __future__ import annotations
 
@@ -11,11 +12,14 @@ from typing import Any
 import pytest
 
 from controlplane.breakers.circuit import breaker
+from controlplane.errors.models import ErrorRecord
 from controlplane.resilience import providers
 from jobs.actions import create_job
+from jobs.maintenance import run_maintenance
 from jobs.models import Job
 from jobs.tasks import run_job
-from tests.jobs.test_breaker_waits import force_open
+from tests.jobs import breaker_kinds  # noqa: F401 -- registers test.group_call
+from tests.jobs.test_breaker_waits import force_open, reset
 from tests.resilience.flaky_server import Script, flaky_server
 
 
@@ -48,10 +52,10 @@ def test_a_group_job_waits_when_every_breaker_refuses_and_no_fallback_is_declare
     for name in names:
         force_open(name, ops_user)
     job = group_job("waiters")
-    assert run_job(str(job.id)).startswith("waiting for breaker")
+    assert run_job(str(job.id)) == "waiting for group waiters"
     job.refresh_from_db()
     assert (job.status, job.attempts) == ("queued", 0)
-    assert job.waiting_for in {f"breaker {name}" for name in names}
+    assert (job.waiting_for, job.waiting_breakers) == ("group waiters", names)
     assert [s.requests for s in scripts] == [0, 0]
 
 
@@ -82,3 +86,40 @@ def test_a_single_provider_job_still_waits(
     force_open(names[0], ops_user)
     job = create_job(kind="http.request", payload={"provider": names[0], "path": "/v1/x"})[0]
     assert run_job(str(job.id)) == f"waiting for breaker {names[0]}"
+
+
+@pytest.mark.parametrize(
+    ("kind", "when"),
+    [("http.request", "checked before the attempt"), ("test.group_call", "during the attempt")],
+)
+def test_a_reset_of_any_breaker_of_the_group_wakes_the_job(
+    clean_jobs: None,
+    two_providers: tuple[list[str], list[Script]],
+    ops_user: Any,
+    settings: Any,
+    kind: str,
+    when: str,
+) -> None:
+    names, scripts = two_providers
+    settings.PROVIDER_GROUPS = {"waiters": names}
+    soon, never = names
+    force_open(soon, ops_user, expires_in=20)  # the earliest retry-after the group knows
+    force_open(never, ops_user)  # no expiry: no retry-after at all
+    records = ErrorRecord.objects.count()
+    job = create_job(kind=kind, payload={"group": "waiters", "path": "/v1/x"})[0]
+    assert run_job(str(job.id)) == "waiting for group waiters"
+    job.refresh_from_db()
+    assert (job.status, job.attempts, job.waiting_for) == ("queued", 0, "group waiters")
+    assert sorted(job.waiting_breakers) == sorted(names)
+    assert when in job.events.last().message
+    assert Job.objects.waiting_per_breaker() == {soon: 1, never: 1}
+    assert ErrorRecord.objects.count() == records  # a wait, not an error anyone is shown
+
+    assert run_maintenance().woken == 0
+    reset(never, ops_user)  # not the breaker whose retry-after set the job's run_after
+    assert run_maintenance().woken == 1
+    assert run_job(str(job.id)) == "succeeded"
+    job.refresh_from_db()
+    assert (job.attempts, job.waiting_for, job.waiting_breakers) == (1, "", [])
+    assert job.result["provider"] == never
+    assert [s.requests for s in scripts] == [0, 1]

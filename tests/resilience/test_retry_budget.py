@@ -7,6 +7,7 @@ process's counts: what it does whenever PostgreSQL is unreachable.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,8 +16,8 @@ import pytest
 
 from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.lib import sidedb
-from controlplane.resilience.budget import SLOTS, RetryBudget, RetryBudgetExhaustedError
-from controlplane.resilience.retry import RetryPolicy
+from controlplane.resilience.budget import SLOTS, Counts, RetryBudget, RetryBudgetExhaustedError
+from controlplane.resilience.retry import EarlierAttemptFailed, RetryPolicy, continuing
 
 REQUEST = httpx.Request("GET", "http://upstream/")
 NO_DATABASE = sidedb.SideConnection(lambda: {"host": "/nonexistent-socket-dir", "dbname": "x"})
@@ -116,6 +117,35 @@ def test_a_first_attempt_the_breaker_refused_earns_no_retries() -> None:
         with pytest.raises(CircuitOpenError):
             RetryPolicy(max_attempts=3).call(refused, budget=budget)
     assert budget.totals().first_attempts == 0
+
+
+def test_a_continued_calls_first_attempt_is_a_retry_the_budget_must_grant() -> None:
+    # A job's later attempt repeats its upstream calls: retries of the same logical call.
+    budget = make_budget(Clock(), floor=2, ratio=0.0)
+    sent: list[str] = []
+    policy = RetryPolicy(max_attempts=1)
+
+    def call() -> str:
+        sent.append("sync")
+        return "ok"
+
+    async def acall() -> str:
+        sent.append("async")
+        return "ok"
+
+    with continuing("attempt 1 of job j failed (X_SERVER_ERROR)"):
+        assert policy.call(call, budget=budget) == "ok"
+        assert asyncio.run(policy.acall(acall, budget=budget)) == "ok"
+        with pytest.raises(RetryBudgetExhaustedError) as refused:
+            policy.call(call, budget=budget)
+    assert sent == ["sync", "async"]  # the refused one was never sent
+    assert isinstance(refused.value.original, EarlierAttemptFailed)
+    assert (
+        "not retried: EarlierAttemptFailed: attempt 1 of job j" in refused.value.technical_message
+    )
+    assert budget.totals() == Counts(first_attempts=0, retries=2, refused=1)  # none counted first
+    assert policy.call(call, budget=budget) == "ok"  # outside: a first attempt again
+    assert budget.totals().first_attempts == 1
 
 
 def test_unsynced_counts_are_synced_once_per_interval_or_batch() -> None:
