@@ -291,15 +291,12 @@ RETRY_DEFAULTS = {
     "deadline": env_float("RETRY_DEADLINE", 30.0, minimum=0.0),
     "retry_after_cap": env_float("RETRY_AFTER_CAP", 30.0, minimum=0.0),
 }
-# The retry budget shared by every process (controlplane.resilience.budget): per upstream,
-# retries in the window <= RATIO x first attempts + MIN_PER_WINDOW. The floor lets a quiet
-# upstream (a few calls a minute, where 20 % is less than one retry) still retry a blip,
-# while ten retries a minute across the fleet is no load on a dead upstream.
+# Retry budget (controlplane.resilience.budget): retries <= RATIO x first attempts + MIN per
+# window and upstream. The floor lets a quiet upstream still retry a blip.
 RETRY_BUDGET_RATIO = env_float("RETRY_BUDGET_RATIO", 0.2, minimum=0.0)
 RETRY_BUDGET_MIN_PER_WINDOW = env_int("RETRY_BUDGET_MIN_PER_WINDOW", 10, minimum=0)
 RETRY_BUDGET_WINDOW_SECONDS = env_float("RETRY_BUDGET_WINDOW_SECONDS", 60.0, minimum=1.0)
-# Each process adds its counts to PostgreSQL (and reads the window's totals) at most this
-# often, or after this many counted attempts, whichever comes first.
+# How often a process adds its counts and reads everyone's (time or counted calls).
 RETRY_BUDGET_SYNC_SECONDS = env_float("RETRY_BUDGET_SYNC_SECONDS", 1.0, minimum=0.01)
 RETRY_BUDGET_SYNC_CALLS = env_int("RETRY_BUDGET_SYNC_CALLS", 100, minimum=1)
 
@@ -311,16 +308,14 @@ PROVIDER_HEALTH_INTERVAL_MINUTES = env_int("PROVIDER_HEALTH_INTERVAL_MINUTES", 1
 PROVIDER_HEALTH_TIMEOUT = env_float("PROVIDER_HEALTH_TIMEOUT", 5.0, minimum=0.1)
 PROVIDER_HEALTH_SLOW_MS = env_float("PROVIDER_HEALTH_SLOW_MS", 1000.0, minimum=1.0)
 PROVIDER_HEALTH_HISTORY_DAYS = env_int("PROVIDER_HEALTH_HISTORY_DAYS", 7, minimum=1)
-# A group's "last_good" fallback (controlplane.resilience.last_good): bodies above the cap are
-# not kept, and each group keeps at most LAST_GOOD_MAX_ROWS requests (oldest evicted).
+# A group's "last_good" fallback: body cap, and requests kept per group (oldest evicted).
 LAST_GOOD_MAX_BODY_BYTES = env_int("LAST_GOOD_MAX_BODY_BYTES", 65536, minimum=1)
 LAST_GOOD_MAX_ROWS = env_int("LAST_GOOD_MAX_ROWS", 1000, minimum=1)
 
 # --- Micro-service lookups ------------------------------------------------------------
 LOOKUP_CACHE_TTL = env_float("LOOKUP_CACHE_TTL", 1800.0, minimum=0.0)
 LOOKUP_CACHE_MAX_SIZE = env_int("LOOKUP_CACHE_MAX_SIZE", 100, minimum=1)
-# While the database is unreachable, a mapping this process held when it lost the database
-# is answered stale (flagged, with its age) this long after that moment (0: never).
+# Stale-if-error: how long a mapping held when the database went away is still answered.
 LOOKUP_STALE_IF_ERROR_SECONDS = env_float("LOOKUP_STALE_IF_ERROR_SECONDS", 3600.0, minimum=0.0)
 LOOKUP_DB_RETRIES = env_int("LOOKUP_DB_RETRIES", 3, minimum=0)
 LOOKUP_WARM_ON_START = env_bool("LOOKUP_WARM_ON_START", False)
@@ -348,8 +343,7 @@ JOB_REDISPATCH_SECONDS = env_float("JOB_REDISPATCH_SECONDS", 60.0, minimum=1.0)
 JOB_TIMEOUT_GRACE_SECONDS = env_int("JOB_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
 JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
 JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
-# A job's deadline covers its queueing, every attempt and the waits between them
-# (jobs.deadlines): the default when a client sends none, and the most one may ask for.
+# A job's deadline covers queueing, every attempt and the waits (jobs.deadlines).
 JOB_DEFAULT_DEADLINE_SECONDS = env_int("JOB_DEFAULT_DEADLINE_SECONDS", 3600, minimum=1)
 JOB_MAX_DEADLINE_SECONDS = env_int("JOB_MAX_DEADLINE_SECONDS", 86400, minimum=1)
 if not JOB_TIMEOUT_SECONDS <= JOB_DEFAULT_DEADLINE_SECONDS <= JOB_MAX_DEADLINE_SECONDS:
@@ -357,8 +351,7 @@ if not JOB_TIMEOUT_SECONDS <= JOB_DEFAULT_DEADLINE_SECONDS <= JOB_MAX_DEADLINE_S
         "JOB_DEFAULT_DEADLINE_SECONDS must leave room for one JOB_TIMEOUT_SECONDS and be at "
         "most JOB_MAX_DEADLINE_SECONDS"
     )
-# How long a job waits for a breaker that names no time to retry (forced open without an
-# expiry) before it looks again; a reset wakes it sooner (jobs.waiting).
+# How long a job waits for a breaker forced open without an expiry before it looks again.
 JOB_BREAKER_RECHECK_SECONDS = env_float("JOB_BREAKER_RECHECK_SECONDS", 30.0, minimum=1.0)
 # Finished jobs are kept as long as error records by default, so a record's job link holds.
 JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 90, minimum=1)
