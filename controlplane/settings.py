@@ -161,9 +161,7 @@ if env_bool("TRUST_X_FORWARDED_PROTO", False):
 
 AUTH_CACHE_TTL = env_float("AUTH_CACHE_TTL", 60.0, minimum=0.0)
 AUTH_CACHE_MAX_SIZE = env_int("AUTH_CACHE_MAX_SIZE", 10_000, minimum=1)
-# While the database is unreachable, a token this process held when it lost the database
-# keeps working this long after that moment (0: never). Short: a revocation made where
-# this process cannot see it (a network split) waits this long to reach it.
+# Stale-if-error for tokens; short, as a revocation this process cannot see waits this long.
 AUTH_STALE_IF_ERROR_SECONDS = env_float("AUTH_STALE_IF_ERROR_SECONDS", 900.0, minimum=0.0)
 
 # --- REST API -------------------------------------------------------------------
@@ -245,8 +243,7 @@ ERROR_SPOOL_PATH = Path(env_str("ERROR_SPOOL_PATH", str(BASE_DIR / "var" / "erro
 ERROR_MAX_BODY_BYTES = env_int("ERROR_MAX_BODY_BYTES", 8192, minimum=0)
 ERROR_SCRUB_KEYS = env_list("ERROR_SCRUB_KEYS", list(DEFAULT_DENYLIST))
 ERROR_SCRUB_EXACT_KEYS = env_list("ERROR_SCRUB_EXACT_KEYS", list(DEFAULT_EXACT_KEYS))
-# Bounds on what a record holds and how many full ones anonymous traffic gets
-# (controlplane.errors.bounds); README "Limits".
+# What a record holds, and full records per source (controlplane.errors.bounds).
 ERROR_MAX_VALUE_CHARS = env_int("ERROR_MAX_VALUE_CHARS", 1024, minimum=64)
 ERROR_MAX_CONTEXT_BYTES = env_int("ERROR_MAX_CONTEXT_BYTES", 16 * 1024, minimum=1024)
 ERROR_FULL_RECORDS_PER_MINUTE = env_int("ERROR_FULL_RECORDS_PER_MINUTE", 10, minimum=0)
@@ -325,7 +322,7 @@ LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.
 LOOKUP_REPORT_RETENTION_DAYS = env_int("LOOKUP_REPORT_RETENTION_DAYS", 1, minimum=1)
 # Each process drops its expired cache entries this often (lookups.upkeep).
 LOOKUP_SWEEP_SECONDS = env_float("LOOKUP_SWEEP_SECONDS", 300.0, minimum=1.0)
-# Per-slug figures: at most this many slugs (the busiest), none unseen for this long.
+# Per-slug figures: at most this many slugs (in use first), none unseen for this long.
 LOOKUP_SLUG_STATS_MAX = env_int("LOOKUP_SLUG_STATS_MAX", 1000, minimum=1)
 LOOKUP_SLUG_STATS_RETENTION_DAYS = env_int("LOOKUP_SLUG_STATS_RETENTION_DAYS", 7, minimum=1)
 
