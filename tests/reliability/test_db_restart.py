@@ -6,6 +6,8 @@ rest of the suite shares the test server).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +22,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    pgdata = tmp_path / "pgdata"
+def own_server() -> Iterator[tuple[Path, str]]:
+    # Not under pytest's temporary folder: as root the server runs as another user, and a
+    # pytest session starting meanwhile makes that folder private to root again (pg_ctl
+    # then fails with "Permission denied" mid-test).
+    folder = Path(tempfile.mkdtemp(prefix="controlplane-restart-drill-"))
+    pgdata = folder / "pgdata"
     url = embedded_db.ensure_running(pgdata, database="controlplane_restart_drill")
     try:
         yield pgdata, url
     finally:
         embedded_db.stop(pgdata)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_job_survives_a_fast_database_restart(
