@@ -230,6 +230,8 @@ WITH t AS (
 # dispatched_at marks a job handed to django-q2 (set in the statement, or the insert, whose
 # commit is followed by the hand-off). A job whose mark is empty or older than
 # JOB_REDISPATCH_SECONDS is due: never handed over, refused by the broker, or lost from it.
+# So is one marked within the last %(resend)s seconds, when given: after an outage, whose
+# hand-off may have failed with the database (and the clearing of its mark with it).
 # The timeout it returns is django-q2's hard limit for the task: never past the deadline.
 DISPATCH_DUE = """
 UPDATE jobs_job SET dispatched_at = now()
@@ -237,7 +239,8 @@ WHERE id = ANY(ARRAY(
     SELECT id FROM jobs_job
     WHERE status = 'queued' AND cancel_requested_at IS NULL AND run_after <= now()
       AND (deadline_at IS NULL OR deadline_at > now())
-      AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(redispatch)s))
+      AND (dispatched_at IS NULL OR dispatched_at < now() - make_interval(secs => %(redispatch)s)
+           OR dispatched_at >= now() - make_interval(secs => %(resend)s::float8))
     ORDER BY run_after LIMIT %(limit)s FOR UPDATE SKIP LOCKED))
 RETURNING id,
     CASE WHEN deadline_at IS NULL THEN timeout_seconds

@@ -71,7 +71,10 @@ def expire_past_deadline(job_id: Any = None, actor: str = "reaper") -> list[dict
     return rows
 
 
-def run_maintenance() -> MaintenanceReport:
+def run_maintenance(*, resend_marked_within: float | None = None) -> MaintenanceReport:
+    """One pass. ``resend_marked_within`` (seconds): also hand over again the queued jobs
+    marked dispatched that recently (the worker's first pass after a failed one: a hand-off
+    made just before the database went away may have been lost with it)."""
     report = MaintenanceReport()
     report.timed_out = len(time_out_overdue())
     lost = lifecycle.execute(lifecycle.REAP_LOST, {"user_message": outcomes.WORKER_LOST})
@@ -83,7 +86,11 @@ def run_maintenance() -> MaintenanceReport:
     with transaction.atomic():
         due = lifecycle.execute(
             lifecycle.DISPATCH_DUE,
-            {"redispatch": settings.JOB_REDISPATCH_SECONDS, "limit": 500},
+            {
+                "redispatch": settings.JOB_REDISPATCH_SECONDS,
+                "resend": resend_marked_within,
+                "limit": 500,
+            },
         )
         transaction.on_commit(lambda: _hand_over(due, report))
     if report.timed_out or lost or due or report.past_deadline or report.woken:

@@ -4,7 +4,9 @@ A hand-off happens after the job's transaction commits, so it can fail while the
 job already exists. It never raises into the caller: the job is answered as what it
 is (created, re-queued) and one that was not handed over is dispatched again by
 maintenance (``DISPATCH_DUE``), which re-sends every queued job whose ``dispatched_at``
-is empty or older than JOB_REDISPATCH_SECONDS.
+is empty or older than JOB_REDISPATCH_SECONDS. A hand-off that failed with the database
+leaves the mark in place (clearing it fails too): the worker's first maintenance pass
+that works after the outage re-sends the jobs marked around it (``jobs.worker``).
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ def _dispatch_now(job_id: Any, timeout_seconds: int) -> None:
             lifecycle.execute(lifecycle.UNDISPATCH, {"id": job_id})
         except DatabaseError as exc:
             logger.warning(
-                "job %s keeps its dispatch mark (%s); it is dispatched again after "
-                "JOB_REDISPATCH_SECONDS",
+                "job %s keeps its dispatch mark (%s); it is dispatched again once worker "
+                "maintenance works after the outage, or after JOB_REDISPATCH_SECONDS",
                 job_id,
                 exc,
             )

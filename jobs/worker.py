@@ -3,7 +3,8 @@
 - The cluster runs in its own process group, so a terminal's Ctrl-C or a
   supervisor's group SIGTERM reaches only this process, which drains in order.
 - A maintenance thread times out overdue jobs, recovers jobs of lost workers
-  and dispatches due retries every JOB_MAINTENANCE_SECONDS.
+  and dispatches due retries every JOB_MAINTENANCE_SECONDS; after a database
+  outage, it also re-sends the jobs whose hand-off the outage may have cost.
 - On SIGTERM/SIGINT: stop taking jobs (a shared flag the workers check before
   claiming), stop the cluster and ask this worker's running jobs to stop (their
   next checkpoint raises), give them JOB_DRAIN_SECONDS, then SIGKILL every
@@ -58,6 +59,10 @@ T = TypeVar("T")
 FINISH_SECONDS = 2.0
 # The watchdog's margin past the drain time (kill + re-queue + exit take ~3 s at most).
 OVERRUN_SECONDS = 10.0
+# After failed maintenance passes (the database away), the first pass that works re-sends
+# the jobs marked dispatched since this long before the last pass that had worked: a job
+# committed in a transaction that began before that pass may have lost its hand-off too.
+RESEND_MARGIN_SECONDS = 5.0
 
 
 class _Sentinel(Sentinel):
@@ -146,13 +151,40 @@ class Worker:
         self.maintenance_stop = threading.Event()
 
     def _maintenance_loop(self) -> None:
+        """Maintenance every JOB_MAINTENANCE_SECONDS. A job handed to django-q2 just before
+        the database went away (by a web process, or by a pass here) may have lost its
+        hand-off with it and still carry its dispatch mark (clearing it failed too): left to
+        the usual rule it would wait JOB_REDISPATCH_SECONDS after the database is back. So
+        the first pass that works after failed ones also re-sends every job marked since
+        shortly before the last pass that had worked; one sent twice is claimed once."""
+        last_worked: float | None = None  # when the last pass that worked began
+        trouble_since: float | None = None  # that moment, once passes started failing
         try:
             while not self.maintenance_stop.wait(settings.JOB_MAINTENANCE_SECONDS):
+                began = time.monotonic()
+                resend = None
+                if trouble_since is not None:
+                    # Older marks are due anyway (JOB_REDISPATCH_SECONDS).
+                    resend = min(
+                        began - trouble_since + RESEND_MARGIN_SECONDS,
+                        settings.JOB_REDISPATCH_SECONDS,
+                    )
                 try:
-                    run_maintenance()
+                    report = run_maintenance(resend_marked_within=resend)
                 except Exception:
                     logger.exception("job maintenance failed; retrying")
                     connection.close()
+                    if trouble_since is None:
+                        trouble_since = began if last_worked is None else last_worked
+                    continue
+                if resend is not None:
+                    logger.info(
+                        "job maintenance works again: re-sent the jobs marked dispatched in "
+                        "the last %.1f s (%d handed over)",
+                        resend,
+                        report.dispatched,
+                    )
+                last_worked, trouble_since = began, None
         finally:
             connection.close()
 

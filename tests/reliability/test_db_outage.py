@@ -39,7 +39,9 @@ def test_a_database_outage_serves_held_lookups_stale_and_loses_nothing(
 ) -> None:
     pgdata = own_server / "pgdata"
     url = embedded_db.ensure_running(pgdata, database="controlplane_outage_drill")
-    stack = Stack(database_url=url, workdir=own_server / "stack", web_workers=2, job_workers=2)
+    # One job worker: it must recover by itself, and no job may hold it (a second worker
+    # would hide one that does).
+    stack = Stack(database_url=url, workdir=own_server / "stack", web_workers=2, job_workers=1)
     try:
         stack.start()
         result = db_outage.run(

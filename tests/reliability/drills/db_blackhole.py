@@ -87,6 +87,8 @@ def _proxied_stack(stack: Stack, proxy: DatabaseProxy, user: str, database: str)
 
 def run(stack: Stack, *, seconds: float = 20.0, clients: int = 4) -> DrillResult:
     result = DrillResult("db_blackhole")
+    # Every acknowledged job must succeed: none left by earlier drills may hold the workers.
+    result.figures["leftover_jobs_cancelled"] = stack.cancel_leftover_jobs()
     parts = urlsplit(stack.database_url)
     socket_dir = parse_qs(parts.query)["host"][0]
     proxy = DatabaseProxy(socket_dir, parts.port or 5432).start()

@@ -222,6 +222,20 @@ def audit(
     return missing_jobs, unfinished, missing_ids
 
 
+def other_jobs_running(stack: Stack, jobs: list[str]) -> list[str]:
+    """The running jobs that are not ``jobs``: what may hold the job workers when the
+    drill's own jobs do not finish."""
+    with stack.connect() as conn:
+        rows = conn.execute(
+            "SELECT id::text, kind, payload::text, idempotency_key FROM jobs_job"
+            " WHERE status = 'running' AND NOT id = ANY(%s::uuid[])",
+            [jobs],
+        ).fetchall()
+    return [
+        f"{job_id} {kind} {payload} {key or ''}".rstrip() for job_id, kind, payload, key in rows
+    ]
+
+
 def run(
     stack: Stack,
     seconds: float = 10.0,
@@ -233,6 +247,10 @@ def run(
     settle_seconds: float = 90.0,
 ) -> DrillResult:
     result = DrillResult("db_outage")
+    # Every acknowledged job must succeed after the restart: a job that is not the drill's
+    # (load_demo's 300 s demo-long, a fuzzer's) would hold a job worker throughout, and with
+    # one worker every drill job would wait behind it until the audit gave up.
+    result.figures["leftover_jobs_cancelled"] = stack.cancel_leftover_jobs()
     expected, warmed = register_and_warm(stack)
     ledger = Ledger()
     halt = threading.Event()
@@ -336,6 +354,8 @@ def run(
             ),
         }
     )
+    if unfinished:  # what held the job workers meanwhile
+        result.figures["other_jobs_running_at_audit"] = other_jobs_running(stack, jobs)
     result.check(kinds["proper_503"] > 0, "the outage produced no 503 at all: did it happen?")
     result.check(stale["stale"] > 0, "no stale answer was served during the outage")
     result.check(
