@@ -145,6 +145,7 @@ def _close_side_connections(request: pytest.FixtureRequest) -> Any:
     from lookups.resolver import reset_lookups
 
     reset_lookups()  # its upkeep thread flushes stats on a connection of its own
+    forget_retry_budgets()  # so the budget-sharing thread has nothing left to sync
     notifications.listener.stop()
     registry.side.close()
     get_store().side.close()

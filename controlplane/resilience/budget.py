@@ -332,7 +332,7 @@ class RetryBudget:
     def _database_failed(self, reason: object) -> None:
         with self.lock:
             if not self.degraded:
-                logger.error(
+                logger.warning(
                     "retry budget of %s: database unreachable, deciding from this process's"
                     " counts (%s)",
                     self.upstream,
