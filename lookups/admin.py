@@ -93,8 +93,21 @@ class MicroServiceAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra)
 
 
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows the service writes (figures, audit): shown, never edited in the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(SlugStats)
-class SlugStatsAdmin(admin.ModelAdmin):
+class SlugStatsAdmin(_ReadOnlyAdmin):
     """Per-slug figures summed over every process (read-only; at most LOOKUP_SLUG_STATS_MAX)."""
 
     list_display = ("slug", "hits", "misses", "fallbacks", "last_seen")
@@ -109,18 +122,9 @@ class SlugStatsAdmin(admin.ModelAdmin):
         term = search_term.strip().lower()
         return (queryset.filter(slug__startswith=term) if term else queryset), False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(CacheClear)
-class CacheClearAdmin(admin.ModelAdmin):
+class CacheClearAdmin(_ReadOnlyAdmin):
     """Who cleared the lookup cache of every process, how and when, and who answered."""
 
     list_display = ("created_at", "requested_by_name", "via", "processes")
@@ -139,12 +143,3 @@ class CacheClearAdmin(admin.ModelAdmin):
     @admin.display(description="answers (process: entries dropped)")
     def answers(self, obj: CacheClear) -> str:
         return "; ".join(f"{r.process}: {r.cleared}" for r in obj.reports.all()) or "none"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
