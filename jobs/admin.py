@@ -12,6 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -269,8 +270,10 @@ class JobAdmin(admin.ModelAdmin):
         done, skipped = [], []
         for job_id, status in queryset.values_list("id", "status"):
             try:
-                cancelled = actions.cancel_job(job_id=job_id, actor=request.user)
-                state = "cancelled" if cancelled.status == "cancelled" else "stopping"
+                with transaction.atomic():  # the change and its admin log entry, or neither
+                    cancelled = actions.cancel_job(job_id=job_id, actor=request.user)
+                    state = "cancelled" if cancelled.status == "cancelled" else "stopping"
+                    self.log_change(request, cancelled, f"Cancel requested ({state}).")
                 done.append(f"{job_id} ({state})")
             except UserFacingError:
                 skipped.append(f"{job_id} ({status})")
@@ -280,7 +283,10 @@ class JobAdmin(admin.ModelAdmin):
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         done, skipped = [], []
         for job_id in queryset.values_list("id", flat=True):
-            retried = actions.retry_job(job_id=job_id, actor=request.user)
+            with transaction.atomic():  # the change and its admin log entry, or neither
+                retried = actions.retry_job(job_id=job_id, actor=request.user)
+                if retried:
+                    self.log_change(request, retried, "Re-queued now (fresh attempts).")
             (done if retried else skipped).append(str(job_id))
         self._report(request, "Re-queued", done, "not failed or timed out", skipped)
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.admin.models import LogEntry
 from django.db import connection
 
 from jobs.actions import create_job
@@ -24,6 +25,11 @@ def test_ops_cancel_from_the_admin_and_are_told_what_was_skipped(
     assert f"Skipped 1 already finished: {done.id} (succeeded)" in page
     assert Job.objects.get(pk=queued.pk).status == "cancelled"
     assert Job.objects.get(pk=queued.pk).events.last().actor == ops_user.username
+    logged = LogEntry.objects.filter(object_id=str(queued.pk))
+    assert [(e.user_id, e.change_message) for e in logged] == [
+        (ops_user.pk, "Cancel requested (cancelled).")
+    ]
+    assert not LogEntry.objects.filter(object_id=str(done.pk)).exists()  # nothing changed
 
 
 def test_retry_now(clean_jobs: None, ops_user: Any, client: Any) -> None:
@@ -37,6 +43,8 @@ def test_retry_now(clean_jobs: None, ops_user: Any, client: Any) -> None:
     client.post(CHANGELIST, {"action": "retry_jobs", "_selected_action": [job.pk]})
     job.refresh_from_db()
     assert (job.status, job.attempts, job.error_code) == ("queued", 0, "")
+    entry = LogEntry.objects.get(object_id=str(job.pk))
+    assert (entry.user_id, entry.change_message) == (ops_user.pk, "Re-queued now (fresh attempts).")
 
 
 def test_support_sees_jobs_but_cannot_cancel(
