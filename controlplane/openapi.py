@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+
 from controlplane.breakers.circuit import NAME
 from controlplane.errors import catalogue
 from jobs import registry
@@ -135,6 +137,7 @@ def document_input_rules(
     if job_input:
         job_input["kind"]["enum"] = registry.kinds()
         job_input["timeout_seconds"]["maximum"] = max_timeout_seconds()
+        job_input["deadline_seconds"]["maximum"] = settings.JOB_MAX_DEADLINE_SECONDS
         # Optional: empty, or a slug (checked by the lookup flow, 400 INVALID_SLUG).
         job_input["micro_id"].update(
             pattern=f"^(?:{SLUG_PATTERN.strip('^$')})?$", maxLength=SLUG_MAX_LENGTH

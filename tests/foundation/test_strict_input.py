@@ -112,6 +112,7 @@ def test_the_schema_states_the_rules_the_views_enforce(client: Any) -> None:
     assert job_input["additionalProperties"] is False
     assert job_input["properties"]["kind"]["enum"] == kinds()
     assert "maximum" in job_input["properties"]["timeout_seconds"]
+    assert job_input["properties"]["deadline_seconds"]["maximum"] == 86400  # JOB_MAX_DEADLINE
     assert schemas["ErrorReportInputRequest"]["properties"]["code"]["pattern"]
     assert schemas["BatchInputRequest"]["properties"]["slugs"]["minItems"] == 1
     breaker = document["paths"]["/api/v1/breakers/{name}/"]["get"]["parameters"][0]["schema"]
