@@ -138,3 +138,9 @@ def child_of(own_server: OwnServer, tmp_path: Path) -> Iterator[Any]:
         for child in children:
             child.close()
         own_server.start()  # (a no-op when it runs) for the module's next test
+
+
+def code(answer: dict[str, Any]) -> str | None:
+    """The error code of an answer the child relayed (None: no error envelope)."""
+    error = answer["body"].get("error") if isinstance(answer["body"], dict) else None
+    return error.get("code") if isinstance(error, dict) else None

@@ -13,18 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.outage import Child, OwnServer, child_of, own_server  # noqa: F401
+from tests.outage import Child, OwnServer, child_of, code, own_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
 LOOKUP = "/api/v1/lookups/auth-outage-service/"
 WARM = "/api/v1/lookups/warm/"
 USERS = {"kept": "clients", "revoked": "clients", "deactivated": "clients", "demoted": "clients"}
-
-
-def code(answer: dict[str, Any]) -> str | None:
-    error = answer["body"].get("error") if isinstance(answer["body"], dict) else None
-    return error["code"] if error else None
 
 
 def test_tokens_held_before_the_stop_work_and_revoked_ones_never_do(

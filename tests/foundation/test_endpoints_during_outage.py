@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.outage import Child, OwnServer, child_of, own_server  # noqa: F401
+from tests.outage import Child, OwnServer, child_of, code, own_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -38,11 +38,6 @@ DURING_OUTAGE = [
     ("GET", "/api/v1/breakers/upstream/permit/", "client", None, 503, "DATABASE_UNAVAILABLE"),
     ("GET", "/admin/", "admin", None, 503, None),  # the admin's own 503 page
 ]
-
-
-def code(answer: dict[str, Any]) -> str | None:
-    error = answer["body"].get("error") if isinstance(answer["body"], dict) else None
-    return error.get("code") if isinstance(error, dict) else None
 
 
 def test_what_answers_while_the_database_is_stopped(

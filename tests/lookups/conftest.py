@@ -49,3 +49,20 @@ def settle(service: resolver.Lookups, quiet: float = 0.15, limit: float = 3.0) -
         elif time.monotonic() - since >= quiet:
             return
         time.sleep(0.01)
+
+
+def fallback(slug: str) -> dict[str, Any]:
+    """The slug-only answer while the database is unreachable: single lookup and batch item."""
+    return {
+        "slug": slug,
+        "uuid": None,
+        "source": "fallback",
+        "fallback_used": True,
+        "stale": False,
+        "stale_age_seconds": None,
+        "reason": {
+            "code": "LOOKUP_DATABASE_UNAVAILABLE",
+            "message": resolver.DATABASE_UNAVAILABLE.message,
+            "recovery": "fallback",
+        },
+    }

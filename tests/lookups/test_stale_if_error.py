@@ -15,29 +15,13 @@ from typing import Any
 
 import pytest
 
-from lookups import resolver
+from tests.lookups.conftest import fallback
 from tests.outage import Child, OwnServer, child_of, own_server  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
 LOOKUP = "/api/v1/lookups/{}/"
 BATCH = "/api/v1/lookups/batch/"
-
-
-def fallback(slug: str) -> dict[str, Any]:
-    return {
-        "slug": slug,
-        "uuid": None,
-        "source": "fallback",
-        "fallback_used": True,
-        "stale": False,
-        "stale_age_seconds": None,
-        "reason": {
-            "code": "LOOKUP_DATABASE_UNAVAILABLE",
-            "message": resolver.DATABASE_UNAVAILABLE.message,
-            "recovery": "fallback",
-        },
-    }
 
 
 def test_a_held_mapping_is_served_stale_until_the_database_is_back(

@@ -31,16 +31,18 @@ class Clock:
         return self.now
 
 
+# The budget settings these tests reason with (test_retry_budget_shared uses them too).
+CONFIG: dict[str, Any] = {
+    "ratio": 0.2,
+    "floor": 2,
+    "window_seconds": 60.0,
+    "sync_seconds": 1.0,
+    "sync_calls": 100,
+}
+
+
 def make_budget(clock: Clock, **options: Any) -> RetryBudget:
-    config = {
-        "ratio": 0.2,
-        "floor": 2,
-        "window_seconds": 60.0,
-        "sync_seconds": 1.0,
-        "sync_calls": 100,
-        **options,
-    }
-    return RetryBudget("budget-unit", side=NO_DATABASE, clock=clock, **config)
+    return RetryBudget("budget-unit", side=NO_DATABASE, clock=clock, **{**CONFIG, **options})
 
 
 def server_error() -> httpx.HTTPStatusError:

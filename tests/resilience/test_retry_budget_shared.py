@@ -14,14 +14,7 @@ from django.db import connection
 
 from controlplane.resilience.budget import SLOTS, RetryBudget
 from controlplane.resilience.models import RetryBudgetBucket
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.resilience.test_retry_budget import CONFIG, Clock
 
 
 @pytest.fixture
@@ -32,15 +25,7 @@ def upstream(fresh_name: str) -> str:
 
 
 def process(upstream: str, clock: Clock | None = None, **options: Any) -> RetryBudget:
-    config = {
-        "ratio": 0.2,
-        "floor": 2,
-        "window_seconds": 60.0,
-        "sync_seconds": 1.0,
-        "sync_calls": 100,
-        **options,
-    }
-    return RetryBudget(upstream, clock=clock or Clock(), **config)
+    return RetryBudget(upstream, clock=clock or Clock(), **{**CONFIG, **options})
 
 
 def stored(upstream: str) -> tuple[int, int, int]:
