@@ -105,9 +105,7 @@ def add_error_envelope(result: dict[str, Any], generator: Any, request: Any, pub
 # "may not be blank" check; the schema says so, or it would promise strings the API refuses.
 # Python's whitespace is not the schema regex's \s: it adds U+001C-U+001F and U+0085 and
 # lacks U+FEFF, so the class is spelled out from Python itself (none lies above U+3000).
-PYTHON_WHITESPACE = "".join(
-    f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace()
-)
+PYTHON_WHITESPACE = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
 ANY_TEXT = r"^[^\x00]*$"
 NON_BLANK_TEXT = rf"^[^\x00]*[^\x00{PYTHON_WHITESPACE}][^\x00]*$"
 
