@@ -305,6 +305,7 @@ PROVIDER_HEALTH_INTERVAL_MINUTES = env_int("PROVIDER_HEALTH_INTERVAL_MINUTES", 1
 PROVIDER_HEALTH_TIMEOUT = env_float("PROVIDER_HEALTH_TIMEOUT", 5.0, minimum=0.1)
 PROVIDER_HEALTH_SLOW_MS = env_float("PROVIDER_HEALTH_SLOW_MS", 1000.0, minimum=1.0)
 PROVIDER_HEALTH_HISTORY_DAYS = env_int("PROVIDER_HEALTH_HISTORY_DAYS", 7, minimum=1)
+DASHBOARD_REFRESH_SECONDS = env_int("DASHBOARD_REFRESH_SECONDS", 15, minimum=2)  # ops dashboard
 # A group's "last_good" fallback: body cap, and requests kept per group (oldest evicted).
 LAST_GOOD_MAX_BODY_BYTES = env_int("LAST_GOOD_MAX_BODY_BYTES", 65536, minimum=1)
 LAST_GOOD_MAX_ROWS = env_int("LAST_GOOD_MAX_ROWS", 1000, minimum=1)

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.routers import DefaultRouter
 
 from controlplane.errors.views import page_not_found
-from controlplane.health.dashboard import dashboard_reset, dashboard_view
+from controlplane.health.dashboard import dashboard_panels, dashboard_reset, dashboard_view
 from controlplane.health.scrape import metrics_view
 from controlplane.health.views import HealthView, healthz
 
@@ -46,6 +46,11 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/health/", HealthView.as_view(), name="health"),
     path("admin/dashboard/", admin.site.admin_view(dashboard_view), name="ops-dashboard"),
+    path(
+        "admin/dashboard/panels/",
+        admin.site.admin_view(dashboard_panels),
+        name="ops-dashboard-panels",
+    ),
     path(
         "admin/dashboard/reset/<str:name>/",
         admin.site.admin_view(dashboard_reset),

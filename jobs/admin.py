@@ -1,4 +1,5 @@
-"""Jobs in the admin: status and progress at a glance, cancel and retry for ops.
+"""Jobs in the admin: status and progress at a glance, cancel and retry for ops (bulk
+actions on the lists, buttons on a job's page: ``jobs.admin_buttons``).
 
 The job page never writes back what it loaded: a running or finished job's page is
 view-only, and on a queued job ops may change only ``max_attempts``, written by a
@@ -12,7 +13,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -23,6 +23,7 @@ from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import find_uuid
 from jobs import actions
+from jobs.admin_buttons import JobPageButtons, cancel_and_log, retry_and_log
 from jobs.models import (
     FailedJob,
     Job,
@@ -84,7 +85,7 @@ class JobForm(forms.ModelForm):
 
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(JobPageButtons):
     form = JobForm
     list_display = (
         "id",
@@ -270,11 +271,7 @@ class JobAdmin(admin.ModelAdmin):
         done, skipped = [], []
         for job_id, status in queryset.values_list("id", "status"):
             try:
-                with transaction.atomic():  # the change and its admin log entry, or neither
-                    cancelled = actions.cancel_job(job_id=job_id, actor=request.user)
-                    state = "cancelled" if cancelled.status == "cancelled" else "stopping"
-                    self.log_change(request, cancelled, f"Cancel requested ({state}).")
-                done.append(f"{job_id} ({state})")
+                done.append(f"{job_id} ({cancel_and_log(self, request, job_id)})")
             except UserFacingError:
                 skipped.append(f"{job_id} ({status})")
         self._report(request, "Cancel requested for", done, "already finished", skipped)
@@ -283,11 +280,7 @@ class JobAdmin(admin.ModelAdmin):
     def retry_jobs(self, request: HttpRequest, queryset: QuerySet) -> None:
         done, skipped = [], []
         for job_id in queryset.values_list("id", flat=True):
-            with transaction.atomic():  # the change and its admin log entry, or neither
-                retried = actions.retry_job(job_id=job_id, actor=request.user)
-                if retried:
-                    self.log_change(request, retried, "Re-queued now (fresh attempts).")
-            (done if retried else skipped).append(str(job_id))
+            (done if retry_and_log(self, request, job_id) else skipped).append(str(job_id))
         self._report(request, "Re-queued", done, "not failed or timed out", skipped)
 
     def _report(

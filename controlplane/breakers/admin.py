@@ -1,10 +1,10 @@
-"""Breakers in the admin: states at a glance; reset / force open / disable with a reason."""
+"""Breakers in the admin: states at a glance; reset / force open / disable with a reason
+(bulk actions on the lists, buttons on a breaker's page: ``breakers.admin_buttons``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
@@ -12,6 +12,8 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html
 
 from controlplane.breakers import actions
+from controlplane.breakers.admin_buttons import BreakerPageButtons
+from controlplane.breakers.forms import OverrideForm
 from controlplane.breakers.models import Breaker, BreakerEvent, OpenBreaker
 from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN, HALF_OPEN, OPEN
 from controlplane.errors.exceptions import UserFacingError
@@ -36,15 +38,6 @@ def state_badge(breaker: Breaker) -> str:
         colour,
         label,
         extra,
-    )
-
-
-class OverrideForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
-    expires_in = forms.FloatField(
-        required=False,
-        min_value=1,
-        help_text="Seconds until it reverts by itself (force open / disable only).",
     )
 
 
@@ -108,7 +101,7 @@ def _override_action(action: actions.OverrideAction, title: str) -> Any:
     return run
 
 
-class BreakerAdmin(admin.ModelAdmin):
+class BreakerAdmin(BreakerPageButtons):
     list_display = (
         "name",
         "owner",

@@ -177,6 +177,12 @@ class BreakerEvent(models.Model):
         indexes = [
             models.Index(fields=["breaker", "-created_at"], name="breakerevent_recent"),
             models.Index(fields=["created_at"], name="breakerevent_created"),  # retention
+            # The dashboard's last overrides: a few rows among millions of transitions.
+            models.Index(
+                fields=["-created_at"],
+                condition=models.Q(kind="override"),
+                name="breakerevent_overrides",
+            ),
         ]
         constraints = [
             # Each generation is entered by exactly one change: the database refuses a second.

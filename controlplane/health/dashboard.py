@@ -1,10 +1,15 @@
-"""The ops dashboard: what is broken right now, on one admin page."""
+"""The ops dashboard: what is broken right now, on one admin page.
+
+The page loads once; its panels (``admin/dashboard/_panels.html``) are fetched again from
+``dashboard_panels`` every DASHBOARD_REFRESH_SECONDS by ``health/dashboard.js``.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -15,17 +20,20 @@ from django.views.decorators.http import require_POST
 
 from controlplane.breakers.actions import override_breaker
 from controlplane.breakers.admin import state_badge
-from controlplane.breakers.models import Breaker
+from controlplane.breakers.models import Breaker, BreakerEvent
 from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.models import ErrorGroup
+from controlplane.health.breaker_timeline import timeline
 from controlplane.health.checks import collect
+from controlplane.health.provider_history import provider_strips
 from jobs.models import Job, JobStatus
 from lookups.metrics import thresholds
 from lookups.resolver import get_lookups
 
 CHART_WIDTH, CHART_HEIGHT = 720, 120
 SERVICE_BREAKERS_SHOWN = 200  # closed ones of this service's own; every not-closed one is shown
+LAST_OVERRIDES = 10
 
 
 def _hourly_errors(now: Any) -> list[dict[str, Any]]:
@@ -53,7 +61,8 @@ def _hourly_errors(now: Any) -> list[dict[str, Any]]:
     ]
 
 
-def dashboard_view(request: HttpRequest) -> HttpResponse:
+def panel_context(request: HttpRequest) -> dict[str, Any]:
+    """Everything the refreshed panels show (the whole page adds the admin's chrome)."""
     now = timezone.now()
     health = collect()
     # Every breaker that is not plainly closed, however many clients created, this service's
@@ -71,35 +80,43 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     jobs_day = Job.objects.status_counts(since=now - timedelta(days=1))
     providers = health["checks"].get("providers", {}).get("providers", {})
     error_bars = _hourly_errors(now)
-    problems = [
-        f"breaker {b.name} is "
-        + ("forced open" if b.effective_state == FORCED_OPEN else b.effective_state)
-        + (f" (client {b.owner.get_username()})" if b.owner_id else "")
-        + (f"; {waiting[b.name]} job(s) waiting for it" if waiting.get(b.name) else "")
+    # Each problem with the admin page that fixes it (or none).
+    problems: list[tuple[str, str]] = [
+        (
+            f"breaker {b.name} is "
+            + ("forced open" if b.effective_state == FORCED_OPEN else b.effective_state)
+            + (f" (client {b.owner.get_username()})" if b.owner_id else "")
+            + (f"; {waiting[b.name]} job(s) waiting for it" if waiting.get(b.name) else ""),
+            reverse("admin:breakers_breaker_change", args=[b.pk]),
+        )
         for b in open_breakers
     ]
     problems += [
-        f"provider {name} is unhealthy"
+        (f"provider {name} is unhealthy", "")
         for name, p in providers.items()
         if p.get("status") == "unhealthy"
     ]
     if jobs_hour["failed"] or jobs_hour["timed_out"]:
         problems.append(
-            f"{jobs_hour['failed']} failed and {jobs_hour['timed_out']} timed-out "
-            "jobs in the last hour"
+            (
+                f"{jobs_hour['failed']} failed and {jobs_hour['timed_out']} timed-out "
+                "jobs in the last hour",
+                reverse("admin:jobs_failedjob_changelist"),
+            )
         )
     if health["checks"].get("workers", {}).get("clusters") == 0:
-        problems.append("no worker cluster is running")
+        problems.append(("no worker cluster is running", ""))
     if health["checks"]["error_spool"]["backlog_bytes"]:
         problems.append(
-            f"{health['checks']['error_spool']['backlog_bytes']:,} bytes of error records "
-            "waiting in the local spool"
+            (
+                f"{health['checks']['error_spool']['backlog_bytes']:,} bytes of error records "
+                "waiting in the local spool",
+                "",
+            )
         )
     if health["checks"]["database"]["status"] != "healthy":
-        problems.insert(0, "the database is unreachable")
-    context = {
-        **admin.site.each_context(request),
-        "title": "Ops dashboard",
+        problems.insert(0, ("the database is unreachable", ""))
+    return {
         "health": health,
         "problems": problems,
         "breakers": [(b, state_badge(b), waiting.get(b.name, 0)) for b in breakers],
@@ -122,8 +139,30 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "providers": providers,
         "lookups": get_lookups().stats()["aggregate"],
         "lookup_thresholds": thresholds(),
+        "timeline": timeline(),
+        "provider_strips": provider_strips(),
+        # Who changed which breaker last, and why (the partial index on override events).
+        "last_overrides": BreakerEvent.objects.filter(kind="override")
+        .select_related("breaker")
+        .order_by("-created_at", "-id")[:LAST_OVERRIDES],
+        "refreshed_at": now,
+    }
+
+
+def dashboard_view(request: HttpRequest) -> HttpResponse:
+    context = {
+        **admin.site.each_context(request),
+        "title": "Ops dashboard",
+        "refresh_seconds": settings.DASHBOARD_REFRESH_SECONDS,
+        **panel_context(request),
     }
     return TemplateResponse(request, "admin/dashboard.html", context)
+
+
+def dashboard_panels(request: HttpRequest) -> HttpResponse:
+    """The panels alone, for the page's own refresh (admin_view guards it with the admin
+    login and marks it never cached)."""
+    return TemplateResponse(request, "admin/dashboard/_panels.html", panel_context(request))
 
 
 @require_POST

@@ -8,8 +8,6 @@ its support UUID. Screenshots go to screenshots/ (git-ignored).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,46 +20,10 @@ from controlplane.errors.recording import record_error
 from jobs.actions import create_job
 from jobs.models import Job
 from tests.breakers.conftest import fail
-from tests.conftest import REPO
+from tests.browser.conftest import SHOTS
 from tests.jobs.conftest import wait_status
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = REPO / "screenshots"
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def page(live_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(
-            "Debian's chromium is needed for the admin browser test: apt-get install chromium "
-            "(`make test` installs it when run as root)."
-        )
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an event loop in this thread; the test's own ORM calls
-    # are plain synchronous code (Django documents this switch for such cases).
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    SHOTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        yield page
-        browser.close()
 
 
 @pytest.mark.made_up_error_codes
