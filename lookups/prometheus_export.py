@@ -59,7 +59,7 @@ def _zero() -> dict[str, Any]:
     return LookupMetrics().raw()
 
 
-def _push_at_exit() -> None:
+def _push_latest() -> None:
     export = _exiting["export"]
     if export is not None and export.pid == os.getpid():
         export.push()
@@ -71,23 +71,28 @@ class PrometheusExport:
     def __init__(self, metrics: LookupMetrics) -> None:
         self.metrics = metrics
         self.lock = threading.Lock()
-        self.pid: int | None = None
         self.sent = _zero()
+        self.pid = os.getpid()
+        self._push_at_exit()
 
     def push(self) -> None:
         with self.lock:
             now = self.metrics.raw()
             if self.pid != os.getpid():
-                if self.pid is not None:
-                    # A forked child: what it inherited is its parent's to push.
-                    self.sent = now
+                # A forked child: what it inherited is its parent's to push.
+                self.sent = now
                 self.pid = os.getpid()
-            _exiting["export"] = self
-            if _exiting["pid"] != self.pid:  # a forked child runs none of its parent's hooks
-                _exiting["pid"] = self.pid
-                at_exit(_push_at_exit)
+                self._push_at_exit()
             sent, self.sent = self.sent, now
         _add(now, sent)
+
+    def _push_at_exit(self) -> None:
+        """This export is the one to push when this process exits (one hook per process:
+        a forked child runs none of its parent's)."""
+        _exiting["export"] = self
+        if _exiting["pid"] != self.pid:
+            _exiting["pid"] = self.pid
+            at_exit(_push_latest)
 
 
 def _grown(now: int | float, sent: int | float) -> int | float:
