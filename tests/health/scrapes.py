@@ -15,6 +15,7 @@ from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
 from controlplane.health.models import ProviderCheck
 from controlplane.lib import notifications
+from controlplane.resilience.budget import budget_for
 from controlplane.resilience.retry import RetryPolicy
 from jobs.actions import create_job
 from jobs.tasks import run_job
@@ -22,6 +23,7 @@ from lookups.exceptions import InvalidSlugError, MicroServiceNotFoundError
 from lookups.models import MicroService
 from lookups.resolver import CHANNEL, Lookups, get_lookups, reset_lookups
 from tests.breakers.conftest import fail
+from tests.conftest import forget_retry_budgets
 from tests.lookups.conftest import settle
 
 PROVIDERS = {
@@ -65,6 +67,10 @@ def exercise_every_family(settings: Any, client_user: Any) -> None:
     fail(breaker("scrape-breaker", failure_threshold=1), 2)  # a transition and a rejection
     record_error(InternalServerError(code="INTERNAL_ERROR"))
     RetryPolicy(initial_delay=0.0, max_delay=0.0).call(_flaky())
+    budget = budget_for("scrape-upstream")
+    while budget.spend_retry():  # until the budget refuses one (its floor, ~10 retries)
+        pass
+    forget_retry_budgets()
     for fail_times in (0, 1):  # one succeeds, one fails
         payload = {"seconds": 0, "fail_times": fail_times}
         job = create_job(kind="demo.sleep", payload=payload, max_attempts=1)[0]
