@@ -15,6 +15,7 @@ def test_it_passes_promtool_check_metrics_with_no_findings(
     exercise_every_family(settings, client_user)
     text = scrape()
     for family in (  # the exercise reached every part of the service
+        "controlplane_breaker_state",
         "controlplane_breaker_transitions_total",
         "controlplane_breaker_rejections_total",
         "controlplane_job_outcomes_total",
