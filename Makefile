@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench drills venv chromium
+.PHONY: run test lint bench drills venv chromium prometheus
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version'
@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(PY) manage.py devserver $(RUN_ARGS)
 
 ## test: the whole pytest suite against real PostgreSQL (embedded unless DATABASE_URL is set)
-test: $(STAMP) chromium
+test: $(STAMP) chromium prometheus
 	ENVIRONMENT=test $(PY) -m pytest $(PYTEST_ARGS)
 
 # The admin browser test drives Debian's chromium; install it when we can (root + apt).
@@ -31,6 +31,16 @@ chromium:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else \
 			echo "Note: /usr/bin/chromium is missing; the admin browser test will fail (apt-get install chromium)."; \
+		fi; }
+
+# The metrics and alert-rule tests run Debian's promtool; install it when we can (root + apt).
+prometheus:
+	@test -x /usr/bin/promtool || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing Debian's prometheus (promtool) for the metrics tests..."; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+		else \
+			echo "Note: /usr/bin/promtool is missing; the metrics and alert-rule tests will fail (apt-get install prometheus)."; \
 		fi; }
 
 ## lint: ruff (style, bugs) and import-linter (the layers of DESIGN.md, no import cycles)

@@ -15,6 +15,25 @@ from jobs import lifecycle, runner, waiting
 from jobs.maintenance import run_maintenance
 from jobs.retention import purge_finished_jobs
 
+# What runner.run_claimed returns begins with one of these; the metric labels are the
+# values (a fixed set: the timed-out sentence has a space in it).
+OUTCOME_LABELS = {
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "retrying": "retrying",
+    "cancelled": "cancelled",
+    "timed": "timed_out",
+    "timed_out": "timed_out",
+    "interrupted": "interrupted",
+    "lost": "lost_claim",
+    "crashed": "crashed",
+}
+
+
+def outcome_label(outcome: str) -> str:
+    """``outcome`` (a sentence) as a metric label."""
+    return OUTCOME_LABELS.get(outcome.split(" ")[0].rstrip(":;"), "other")
+
 
 def run_job(job_id: str) -> str:
     """Claim the job and run it; returns what happened (for django-q2's own records)."""
@@ -46,7 +65,7 @@ def run_job(job_id: str) -> str:
         outcome = "timed_out"  # django-q2's hard limit: it replaces this worker process
         raise
     finally:
-        label = outcome.split(" ")[0].rstrip(":;")
+        label = outcome_label(outcome)
         JOBS_FINISHED.labels(job["kind"], label).inc()
         JOB_DURATION.labels(job["kind"], label).observe(time.monotonic() - started)
     return outcome

@@ -8,8 +8,8 @@ Every count lands in a bucket for its wall-clock minute; the last hour of
 buckets is flushed with the process stats, so alert flags are computed over
 recent windows (the last 5 minutes and the last hour, summed over every
 process), where a fresh drop in hit rate shows at once instead of disappearing
-in a lifetime average. The lifetime totals (Prometheus counters) are the
-buckets plus what has left the hour.
+in a lifetime average. The lifetime totals are the buckets plus what has left
+the hour; ``lookups.prometheus_export`` adds them to the Prometheus counters.
 """
 
 from __future__ import annotations
@@ -20,31 +20,11 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from typing import Any
 
-# Upper bounds in seconds; the last bucket is open-ended.
-BUCKETS = (
-    1e-6,
-    2e-6,
-    5e-6,
-    1e-5,
-    2e-5,
-    5e-5,
-    1e-4,
-    2e-4,
-    5e-4,
-    1e-3,
-    2e-3,
-    5e-3,
-    1e-2,
-    2e-2,
-    5e-2,
-    0.1,
-    0.2,
-    0.5,
-    1.0,
-    2.0,
-    5.0,
-    float("inf"),
-)
+from controlplane.lib.metrics import LOOKUP_LATENCY_BUCKETS
+
+# Upper bounds in seconds; the last bucket is open-ended. The same as the exported
+# histogram's, so the figures the stats page shows and what Prometheus gets agree.
+BUCKETS = LOOKUP_LATENCY_BUCKETS
 COUNTERS = (
     "lookups",
     "hits",

@@ -47,6 +47,7 @@ from lookups.cache import LookupCache
 from lookups.exceptions import DatabaseConnectionError, InvalidSlugError, MicroServiceNotFoundError
 from lookups.metrics import LookupMetrics
 from lookups.models import SLUG_MAX_LENGTH, SLUG_PATTERN, MicroService
+from lookups.prometheus_export import PrometheusExport
 from lookups.slug_counts import SlugCounts, counted, counted_many
 from lookups.upkeep import Upkeep
 
@@ -135,6 +136,7 @@ class Lookups:
             on_lost=self.cache.keep,
         )
         self.metrics = LookupMetrics()
+        self.export = PrometheusExport(self.metrics)
         self.breaker = CircuitBreaker(BREAKER, is_failure=_is_connection_error)
         self.retry = RetryPolicy(
             max_attempts=settings.LOOKUP_DB_RETRIES + 1,
@@ -177,6 +179,7 @@ class Lookups:
         notifications.listener.unsubscribe(clearing.CHANNEL, self._answer_clear)
         self.answering_warm = False
         self.upkeep.stop()
+        self.export.push()
 
     def clear(self) -> int:
         """Drop every entry (ops' "clear cache", ``lookups.clearing``); the reset also keeps
@@ -352,6 +355,7 @@ class Lookups:
         if not force and now - self.last_stats_flush < settings.LOOKUP_STATS_FLUSH_SECONDS:
             return
         self.last_stats_flush = now
+        self.export.push()  # first: it needs no database
         stats.flush(self.metrics, self.cache, self.slug_counts)
 
     def stats(self) -> dict[str, Any]:

@@ -82,8 +82,14 @@ def migrations() -> dict[str, Any]:
     return {"status": DEGRADED if pending else HEALTHY, "pending": pending}
 
 
+def worker_clusters() -> int:
+    """django-q2 clusters that reported alive (their stats live in the shared "cluster"
+    cache, a database table)."""
+    return sum(str(stat.status) in ("Idle", "Working", "Starting") for stat in Stat.get_all())
+
+
 def workers() -> dict[str, Any]:
-    clusters = [s for s in Stat.get_all() if str(s.status) in ("Idle", "Working", "Starting")]
+    clusters = worker_clusters()
     queued = Job.objects.filter(status=JobStatus.QUEUED)
     depth = queued.count()
     oldest = queued.aggregate(oldest=Min("run_after"))["oldest"]
@@ -93,7 +99,7 @@ def workers() -> dict[str, Any]:
         status = DEGRADED
     return {
         "status": status,
-        "clusters": len(clusters),
+        "clusters": clusters,
         "queue_depth": depth,
         "oldest_queued_age_seconds": oldest_age,
     }
