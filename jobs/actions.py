@@ -138,7 +138,7 @@ def create_job(
         max_attempts=max_attempts,
         idempotency_key=idempotency_key or None,
         dispatched_at=Now(),
-        traceparent=tracing.traceparent(),
+        traceparent=tracing.carried_traceparent(f"create job {kind}"),
         request_id=correlation.request_id(),
     )
     try:

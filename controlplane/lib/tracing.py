@@ -107,6 +107,16 @@ def traceparent() -> str:
     return carrier.get("traceparent", "")
 
 
+def carried_traceparent(name: str) -> str:
+    """The ``traceparent`` work handed to another process carries: the current span's,
+    or, outside any (a command, the shell), that of a new span named ``name``, so every
+    run of that work shares one trace."""
+    if trace.get_current_span().get_span_context().is_valid:
+        return traceparent()
+    with tracer.start_as_current_span(name, kind=SpanKind.PRODUCER):
+        return traceparent()
+
+
 def inject(headers: Any) -> None:
     """Put the current span's ``traceparent`` into ``headers`` (any mutable mapping)."""
     _propagator.inject(headers)
