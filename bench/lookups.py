@@ -4,7 +4,10 @@
 (b) database-miss latency over 10,000 distinct slugs in a table of --services rows;
 (c) GET /api/v1/lookups/{slug}/ throughput under gunicorn (2 workers), driven from a
     second process, against a bare Django JsonResponse view on the same server;
-(d) a batch of 500 slugs, all cache misses (one query), through lookup_many.
+(d) a batch of 500 slugs, all cache misses (one query), through lookup_many;
+(e) the lookup endpoint as in (c), on a server without the tracing middleware
+    (OTEL_PYTHON_DJANGO_INSTRUMENT=False) next to (c)'s with it: the cost of a span
+    and stored ids per request when nothing exports them.
 Prints one JSON object.
 """
 
@@ -70,7 +73,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http_throughput(seconds: float, threads: int) -> dict:
+def http_throughput(seconds: float, threads: int, *, tracing: bool = True) -> dict:
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
 
@@ -83,6 +86,9 @@ def http_throughput(seconds: float, threads: int) -> dict:
 
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench._settings", "PYTHONPATH": str(REPO)}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)  # ids made and stored, nothing exported
+    if not tracing:
+        env["OTEL_PYTHON_DJANGO_INSTRUMENT"] = "False"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -208,11 +214,22 @@ def main() -> None:
 
     batches = timed(batch, 50)
 
+    with_tracing = http_throughput(args.seconds, args.threads)
+    without = http_throughput(args.seconds, args.threads, tracing=False)
     result = {
         "a_cache_hit": hits,
         "b_db_miss": {**misses, "table_rows": args.services},
-        "c_http": http_throughput(args.seconds, args.threads),
+        "c_http": with_tracing,
         "d_batch_500": batches,
+        "e_tracing": {
+            "lookup_with_tracing": with_tracing["lookup_endpoint"],
+            "lookup_without_tracing": without["lookup_endpoint"],
+            "with_vs_without": round(
+                with_tracing["lookup_endpoint"]["requests_per_second"]
+                / without["lookup_endpoint"]["requests_per_second"],
+                3,
+            ),
+        },
     }
     result["targets"] = {
         "a_p50_us<=2": hits["p50_us"] <= 2,
