@@ -12,6 +12,7 @@ import pytest
 
 from controlplane.lib import correlation, tracing
 from controlplane.lib.logs import log_event, logging_config
+from tests.breakers.conftest import fresh_name  # noqa: F401
 from tests.foundation.test_settings import PRODUCTION, run_django
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -116,3 +117,26 @@ def test_production_logs_json_and_development_text(env: dict[str, str], expected
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [expected]
+
+
+def test_a_breaker_transition_names_its_breaker(
+    configured: Callable[..., io.StringIO],
+    fresh_name: str,  # noqa: F811
+) -> None:
+    from controlplane.breakers.circuit import breaker
+
+    buffer = configured("INFO", "json")
+    opened = breaker(fresh_name, failure_threshold=1, cooldown_seconds=60)
+    with pytest.raises(RuntimeError):
+        opened.call(_fail)
+    events = [json.loads(line) for line in buffer.getvalue().splitlines()]
+    (transition,) = [event for event in events if event.get("event") == "breaker_transition"]
+    assert (transition["breaker"], transition["from_state"], transition["to_state"]) == (
+        fresh_name,
+        "closed",
+        "open",
+    )
+
+
+def _fail() -> None:
+    raise RuntimeError("upstream down")
