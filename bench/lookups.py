@@ -7,7 +7,8 @@
 (d) a batch of 500 slugs, all cache misses (one query), through lookup_many;
 (e) the lookup endpoint as in (c), on a server without the tracing middleware
     (OTEL_PYTHON_DJANGO_INSTRUMENT=False) next to (c)'s with it: the cost of a span
-    and stored ids per request when nothing exports them.
+    and stored ids per request when nothing exports them; and the same in-process
+    (Django's test client, no network): with, without, with again.
 Prints one JSON object.
 """
 
@@ -157,6 +158,38 @@ def http_throughput(seconds: float, threads: int, *, tracing: bool = True) -> di
     }
 
 
+def handler_latency(calls: int) -> dict:
+    """p50/p99 of GET /api/v1/lookups/{slug}/ through Django's handler in this process, with
+    the tracing middleware, without it, and with it again (drift shows as a difference
+    between the two runs with it)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from rest_framework.authtoken.models import Token
+
+    key = Token.objects.get(user=User.objects.get(username="bench-client")).key
+
+    def measure() -> dict[str, float]:
+        client = Client(HTTP_AUTHORIZATION=f"Token {key}")  # loads the middleware now listed
+        for _ in range(200):
+            assert client.get("/api/v1/lookups/service-1/").status_code == 200
+        samples = []
+        perf = time.perf_counter_ns
+        for _ in range(calls):
+            started = perf()
+            client.get("/api/v1/lookups/service-1/")
+            samples.append(perf() - started)
+        return percentiles(samples)
+
+    instrumentor = DjangoInstrumentor()
+    with_tracing = measure()
+    instrumentor.uninstrument()
+    without = measure()
+    instrumentor.instrument()
+    again = measure()
+    return {"with_tracing": with_tracing, "without_tracing": without, "with_tracing_again": again}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hits", type=int, default=1_000_000)
@@ -229,6 +262,7 @@ def main() -> None:
                 / without["lookup_endpoint"]["requests_per_second"],
                 3,
             ),
+            "in_process": handler_latency(5000),
         },
     }
     result["targets"] = {
