@@ -3,7 +3,8 @@
 ``record_error`` is the one way an ErrorRecord is made, for errors raised here and
 errors other services report: it builds the row (secrets scrubbed, text made
 storable and cut to its columns, fingerprinted for grouping), has the store
-write or spool it, counts it and logs one JSON line.
+write or spool it, counts it and logs one event (controlplane.lib.logs), with the
+trace, span and request ids of the context it happened in (controlplane.lib.correlation).
 """
 
 from __future__ import annotations

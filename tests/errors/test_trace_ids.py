@@ -105,3 +105,13 @@ def test_a_spooled_record_keeps_its_ids_through_the_replay(
         spooled["span_id"],
         response["X-Request-Id"],
     )
+
+
+def test_the_api_gives_support_the_ids(client_user: Any, support_user: Any, api_as: Any) -> None:
+    response, record = _failed_request(api_as(client_user), HTTP_TRACEPARENT=TRACEPARENT)
+    detail = api_as(support_user).get(f"/api/v1/errors/{record.support_id}/").json()["record"]
+    assert (detail["trace_id"], detail["span_id"], detail["request_id"]) == (
+        TRACE_ID,
+        record.span_id,
+        response["X-Request-Id"],
+    )
