@@ -27,6 +27,15 @@ threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 LISTEN_WAIT_SECONDS = 3.0
 
 
+def post_fork(server: Any, worker: Any) -> None:
+    """With ``preload_app`` the project was loaded before the fork: the span exporter (a
+    thread and a connection) is started here, in the worker. Without it, the wsgi module
+    starts it when the worker imports the project."""
+    from controlplane.lib import tracing
+
+    tracing.start_export()
+
+
 def post_worker_init(worker: Any) -> None:
     """Before a worker's first request: listen for changes to the per-process caches, so
     they serve hits from the start (and not only once a request happened to start the

@@ -4,7 +4,11 @@
 (b) database-miss latency over 10,000 distinct slugs in a table of --services rows;
 (c) GET /api/v1/lookups/{slug}/ throughput under gunicorn (2 workers), driven from a
     second process, against a bare Django JsonResponse view on the same server;
-(d) a batch of 500 slugs, all cache misses (one query), through lookup_many.
+(d) a batch of 500 slugs, all cache misses (one query), through lookup_many;
+(e) the lookup endpoint as in (c), on a server without the tracing middleware
+    (OTEL_PYTHON_DJANGO_INSTRUMENT=False) next to (c)'s with it: the cost of a span
+    and stored ids per request when nothing exports them; and the same in-process
+    (Django's test client, no network): with, without, with again.
 Prints one JSON object.
 """
 
@@ -70,7 +74,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http_throughput(seconds: float, threads: int) -> dict:
+def http_throughput(seconds: float, threads: int, *, tracing: bool = True) -> dict:
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
 
@@ -83,6 +87,9 @@ def http_throughput(seconds: float, threads: int) -> dict:
 
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench._settings", "PYTHONPATH": str(REPO)}
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)  # ids made and stored, nothing exported
+    if not tracing:
+        env["OTEL_PYTHON_DJANGO_INSTRUMENT"] = "False"
     server = subprocess.Popen(
         [
             sys.executable,
@@ -151,6 +158,38 @@ def http_throughput(seconds: float, threads: int) -> dict:
     }
 
 
+def handler_latency(calls: int) -> dict:
+    """p50/p99 of GET /api/v1/lookups/{slug}/ through Django's handler in this process, with
+    the tracing middleware, without it, and with it again (drift shows as a difference
+    between the two runs with it)."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from rest_framework.authtoken.models import Token
+
+    key = Token.objects.get(user=User.objects.get(username="bench-client")).key
+
+    def measure() -> dict[str, float]:
+        client = Client(HTTP_AUTHORIZATION=f"Token {key}")  # loads the middleware now listed
+        for _ in range(200):
+            assert client.get("/api/v1/lookups/service-1/").status_code == 200
+        samples = []
+        perf = time.perf_counter_ns
+        for _ in range(calls):
+            started = perf()
+            client.get("/api/v1/lookups/service-1/")
+            samples.append(perf() - started)
+        return percentiles(samples)
+
+    instrumentor = DjangoInstrumentor()
+    with_tracing = measure()
+    instrumentor.uninstrument()
+    without = measure()
+    instrumentor.instrument()
+    again = measure()
+    return {"with_tracing": with_tracing, "without_tracing": without, "with_tracing_again": again}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hits", type=int, default=1_000_000)
@@ -208,11 +247,23 @@ def main() -> None:
 
     batches = timed(batch, 50)
 
+    with_tracing = http_throughput(args.seconds, args.threads)
+    without = http_throughput(args.seconds, args.threads, tracing=False)
     result = {
         "a_cache_hit": hits,
         "b_db_miss": {**misses, "table_rows": args.services},
-        "c_http": http_throughput(args.seconds, args.threads),
+        "c_http": with_tracing,
         "d_batch_500": batches,
+        "e_tracing": {
+            "lookup_with_tracing": with_tracing["lookup_endpoint"],
+            "lookup_without_tracing": without["lookup_endpoint"],
+            "with_vs_without": round(
+                with_tracing["lookup_endpoint"]["requests_per_second"]
+                / without["lookup_endpoint"]["requests_per_second"],
+                3,
+            ),
+            "in_process": handler_latency(5000),
+        },
     }
     result["targets"] = {
         "a_p50_us<=2": hits["p50_us"] <= 2,

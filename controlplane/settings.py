@@ -24,6 +24,7 @@ from controlplane.lib.env import (
     env_str,
     parse_database_url,
 )
+from controlplane.lib.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -64,7 +65,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: it compresses the final body, whatever the others made of it.
+    # Outermost: X-Request-Id on every answer. The tracing middleware is added after the
+    # envelope's (controlplane.apps).
+    "controlplane.lib.correlation.RequestIdMiddleware",
+    # It compresses the final body, whatever the others made of it.
     "controlplane.lib.compression.JsonGZipMiddleware",
     "controlplane.errors.middleware.ApiEnvelopeMiddleware",
     "controlplane.lib.metrics.MetricsMiddleware",
@@ -370,32 +374,9 @@ METRICS_TRUSTED_PROXIES = env_list("METRICS_TRUSTED_PROXIES", [])
 METRICS_CACHE_SECONDS = env_float("METRICS_CACHE_SECONDS", 10.0, minimum=0.0)
 METRICS_MAX_BREAKERS = env_int("METRICS_MAX_BREAKERS", 500, minimum=1)
 
-# --- Logging --------------------------------------------------------------------
+# --- Logging and tracing (controlplane.lib.logs, controlplane.lib.tracing) -----------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {
-            "()": "controlplane.errors.scrubbing.ScrubbingFormatter",
-            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
-        },
-        "message": {"format": "%(message)s"},  # error records: scrubbed when built
-    },
-    "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
-        # Recorded errors are logged as one bare JSON object per line.
-        "json_lines": {"class": "logging.StreamHandler", "formatter": "message"},
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "pgserver": {"level": "WARNING"},
-        "django.db.backends": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "controlplane.errors.records": {
-            "handlers": ["json_lines"],
-            "level": "INFO",
-            "propagate": False,
-        },
-    },
-}
+LOG_FORMAT = env_choice("LOG_FORMAT", "json" if IS_PRODUCTION else "text", ("json", "text"))
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
+# The admin links a record's trace here, e.g. https://tempo.example/trace/{trace_id}.
+TRACE_URL_TEMPLATE = env_str("TRACE_URL_TEMPLATE", "")

@@ -18,6 +18,7 @@ from controlplane.errors.exceptions import (
     UserFacingError,
     ValidationError,
 )
+from controlplane.lib import correlation, tracing
 from controlplane.lib.permissions import in_groups
 from jobs import lifecycle, registry
 from jobs.maintenance import expire_past_deadline, time_out_overdue
@@ -137,6 +138,8 @@ def create_job(
         max_attempts=max_attempts,
         idempotency_key=idempotency_key or None,
         dispatched_at=Now(),
+        traceparent=tracing.carried_traceparent(f"create job {kind}"),
+        request_id=correlation.request_id(),
     )
     try:
         with transaction.atomic():

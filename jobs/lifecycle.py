@@ -30,7 +30,7 @@ SELECT * FROM t
 _COLUMNS = (
     "j.id, j.kind, j.payload, j.status, j.attempts, j.max_attempts, j.timeout_seconds, "
     "j.micro_id, j.micro_uuid, j.error_code, j.error_message, j.error_user_message, "
-    "j.error_support_id, j.deadline_at, j.waiting_for"
+    "j.error_support_id, j.deadline_at, j.waiting_for, j.traceparent, j.request_id"
 )
 # A NULL deadline_at (jobs created before deadlines existed, and such a job after "retry
 # now") means no deadline. Mind PostgreSQL's LEAST and GREATEST: they skip NULLs, which is

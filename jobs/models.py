@@ -111,6 +111,10 @@ class Job(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     micro_id = models.CharField(max_length=100, blank=True)
     micro_uuid = models.UUIDField(null=True, blank=True)
+    # The trace context of the request that created the job (W3C traceparent, X-Request-Id):
+    # each run resumes that trace, so its records and outgoing calls belong to it.
+    traceparent = models.CharField(max_length=55, blank=True, db_default="")
+    request_id = models.CharField(max_length=128, blank=True, db_default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

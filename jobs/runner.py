@@ -20,7 +20,7 @@ from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import InternalServerError, UserFacingError, to_user_facing
 from controlplane.errors.recording import job_context, record_error
 from controlplane.errors.scrubbing import default_scrubber
-from controlplane.lib import dbgate
+from controlplane.lib import correlation, dbgate, tracing
 from controlplane.resilience.budget import RetryBudgetExhaustedError
 from controlplane.resilience.client import refusals_wait
 from controlplane.resilience.retry import RetryPolicy, continuing, is_retryable
@@ -84,8 +84,21 @@ def _end_this_process() -> None:
 def run_claimed(job: dict[str, Any], *, own_process: bool = False) -> str:
     """Run the handler of a job this worker just claimed; returns what happened.
 
+    The attempt is a span in the trace of the request that created the job, under that
+    request's id: its error records, log lines and outgoing calls belong to that request.
+
     ``own_process``: this process runs nothing else (a django-q2 worker), so it may end
     itself when the lease is about to lapse while the database is away."""
+    attributes = {"job.id": str(job["id"]), "job.kind": job["kind"], "job.attempt": job["attempts"]}
+    with (
+        tracing.continued(job.get("traceparent") or "", f"job {job['kind']}", **attributes),
+        correlation.request_scope(job.get("request_id") or ""),
+        correlation.job_scope(str(job["id"])),
+    ):
+        return _run_claimed(job, own_process=own_process)
+
+
+def _run_claimed(job: dict[str, Any], *, own_process: bool) -> str:
     attempt = job["attempts"]
     handler = get_handler(job["kind"])
     ctx = JobContext(

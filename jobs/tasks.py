@@ -9,6 +9,7 @@ from dataclasses import asdict
 from django.conf import settings
 from django_q.exceptions import TimeoutException
 
+from controlplane.lib import tracing
 from controlplane.lib.metrics import JOB_DURATION, JOBS_FINISHED
 from controlplane.lib.notifications import listener
 from jobs import lifecycle, runner, waiting
@@ -39,6 +40,7 @@ def run_job(job_id: str) -> str:
     """Claim the job and run it; returns what happened (for django-q2's own records)."""
     # The listener is what notices a database gone silent and cuts a heartbeat stuck on it.
     listener.ensure_running()
+    tracing.start_export()  # once per django-q2 worker process, after its fork
     if runner.draining is not None and runner.draining.is_set():
         lifecycle.execute(lifecycle.UNDISPATCH, {"id": job_id})  # another worker picks it up
         return "skipped: worker draining"

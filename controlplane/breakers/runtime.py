@@ -35,6 +35,7 @@ from controlplane.breakers.snapshot import (
     placeholder,
     snapshot_from_row,
 )
+from controlplane.lib.logs import FIELDS
 from controlplane.lib.metrics import BREAKER_REJECTIONS, BREAKER_TRANSITIONS
 
 if TYPE_CHECKING:
@@ -335,6 +336,7 @@ class BreakerRuntime:
                     "breaker %s opened locally (database unreachable) for %.0f s",
                     self.name,
                     cooldown,
+                    extra={FIELDS: {"event": "breaker_opened_locally", "breaker": self.name}},
                 )
 
     # --- transitions ---------------------------------------------------------------
@@ -371,7 +373,20 @@ class BreakerRuntime:
         self.registry.count("transitions", self.name)
         BREAKER_TRANSITIONS.labels(self._label(new), new.state).inc()
         logger.warning(
-            "breaker %s: %s -> %s (generation %s)", self.name, from_state, new.state, new.generation
+            "breaker %s: %s -> %s (generation %s)",
+            self.name,
+            from_state,
+            new.state,
+            new.generation,
+            extra={
+                FIELDS: {
+                    "event": "breaker_transition",
+                    "breaker": self.name,
+                    "from_state": from_state,
+                    "to_state": new.state,
+                    "generation": new.generation,
+                }
+            },
         )
         breaker_transition.send(
             sender=None,

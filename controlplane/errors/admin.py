@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
@@ -21,6 +21,8 @@ from django.utils.html import format_html, format_html_join
 from controlplane.errors import spool
 from controlplane.errors.exceptions import reference_text
 from controlplane.errors.models import ErrorGroup, ErrorRecord
+from controlplane.errors.tracelinks import trace_url
+from controlplane.lib.correlation import sane_request_id
 from controlplane.lib.pagination import EstimatedCountPaginator
 from controlplane.lib.uuids import UUID_PATTERN, find_uuids
 
@@ -111,8 +113,8 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
     search_fields = ("support_id",)  # enables the box; get_search_results does the work
     search_help_text = (
         "Paste a support UUID (with or without dashes, or the whole "
-        "'(Reference: …)' text or the whole message), an 8+ character UUID prefix, or an exact "
-        "error code."
+        "'(Reference: …)' text or the whole message), an 8+ character UUID prefix, an exact "
+        "error code, or a trace id or X-Request-Id from a log line or an upstream."
     )
     date_hierarchy = None
     ordering = ("-created_at",)
@@ -135,6 +137,9 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
                 "fields": (
                     "request_method",
                     "request_path",
+                    "request_id",
+                    "trace_link",
+                    "span_id",
                     "user_link",
                     "api_client",
                     "context_block",
@@ -170,6 +175,9 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
         "traceback_block",
         "request_method",
         "request_path",
+        "request_id",
+        "trace_link",
+        "span_id",
         "user_link",
         "api_client",
         "context_block",
@@ -213,6 +221,15 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
     def context_block(self, record: ErrorRecord) -> str:
         text = json.dumps(record.context, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", text)
+
+    @admin.display(description="trace id")
+    def trace_link(self, record: ErrorRecord) -> str:
+        if not record.trace_id:
+            return "—"
+        url = trace_url(record.trace_id)
+        if not url:
+            return record.trace_id
+        return format_html('<a href="{}" rel="noopener">{}</a>', url, record.trace_id)
 
     @admin.display(description="user")
     def user_link(self, record: ErrorRecord) -> str:
@@ -271,14 +288,20 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
             return queryset, False
         kind, value = parse_support_query(search_term)
         if kind == "uuid":
-            return queryset.filter(support_id=value), False
+            # 32 hex digits are also a trace id, and request ids are often UUIDs: each of
+            # the three is an indexed equality.
+            named = Q(support_id=value) | Q(trace_id=value.hex) | Q(request_id=str(value))
+            return queryset.filter(named), False
         if kind == "uuids":
             return queryset.filter(support_id__in=value), False
         if kind == "prefix":
             low, high = value
             return queryset.filter(support_id__gte=low, support_id__lte=high), False
+        term = search_term.strip()
         if kind == "code":
-            return queryset.filter(code=value), False
+            return queryset.filter(Q(code=value) | Q(request_id=term)), False
+        if sane_request_id(term):
+            return queryset.filter(request_id=term), False
         return queryset.none(), False
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
@@ -296,12 +319,15 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
                     "in this server's spool; it appears here once replayed "
                     "(manage.py replay_error_spool).",
                 )
-            else:
+            elif not ErrorRecord.objects.filter(
+                Q(trace_id=value.hex) | Q(request_id=str(value))
+            ).exists():
                 messages.info(request, f"No error record with support id {value}.")
-        elif term and kind == "none":
+        elif term and kind == "none" and not sane_request_id(term.strip()):
             messages.info(
                 request,
-                "Search takes a support UUID, an 8+ character UUID prefix, or an exact error code.",
+                "Search takes a support UUID, an 8+ character UUID prefix, an exact error code, "
+                "a trace id or a request id.",
             )
         return super().changelist_view(request, extra_context)
 

@@ -74,6 +74,10 @@ class ErrorRecordOutput(serializers.Serializer):
     job_id = serializers.UUIDField(allow_null=True)
     breaker_name = serializers.CharField()
     breaker_state = serializers.CharField()
+    # Where it happened in the traces and logs ("" on rows spooled before they existed).
+    trace_id = serializers.CharField(default="")
+    span_id = serializers.CharField(default="")
+    request_id = serializers.CharField(default="", help_text="The X-Request-Id it answered.")
     exception_type = serializers.CharField()
     traceback = serializers.CharField()
     fingerprint = serializers.CharField()

@@ -26,7 +26,7 @@ class ErrorsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from controlplane.errors import drain
+        from controlplane.errors import drain, tracelinks  # noqa: F401 -- registers its check
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="errors.schedules")
         # Whenever this process's listener (re)connects, the database is back: drain.

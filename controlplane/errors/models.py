@@ -33,6 +33,11 @@ class ErrorRecord(models.Model):
     job_id = models.UUIDField(null=True, blank=True)
     breaker_name = models.CharField(max_length=100, blank=True)
     breaker_state = models.CharField(max_length=20, blank=True)
+    # Where the error happened in the traces and logs (controlplane.lib.correlation): the
+    # request id also travels upstream as X-Request-Id, so it finds the upstream's lines.
+    trace_id = models.CharField(max_length=32, blank=True, db_default="")
+    span_id = models.CharField(max_length=16, blank=True, db_default="")
+    request_id = models.CharField(max_length=128, blank=True, db_default="")
     exception_type = models.CharField(max_length=200, blank=True)
     traceback = models.TextField(blank=True)
     fingerprint = models.CharField(max_length=64)
@@ -54,6 +59,15 @@ class ErrorRecord(models.Model):
             models.Index(fields=["fingerprint", "created_at"], name="errorrecord_fp_created"),
             models.Index(
                 fields=["job_id"], name="errorrecord_job", condition=models.Q(job_id__isnull=False)
+            ),
+            # Support pastes a trace id or a request id from a log line or an upstream.
+            models.Index(
+                fields=["trace_id"], name="errorrecord_trace", condition=~models.Q(trace_id="")
+            ),
+            models.Index(
+                fields=["request_id"],
+                name="errorrecord_request",
+                condition=~models.Q(request_id=""),
             ),
             models.Index(
                 fields=["created_at"],

@@ -3,12 +3,12 @@
 ``record_error`` is the one way an ErrorRecord is made, for errors raised here and
 errors other services report: it builds the row (secrets scrubbed, text made
 storable and cut to its columns, fingerprinted for grouping), has the store
-write or spool it, counts it and logs one JSON line.
+write or spool it, counts it and logs one event (controlplane.lib.logs), with the
+trace, span and request ids of the context it happened in (controlplane.lib.correlation).
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import logging
@@ -26,11 +26,13 @@ from django.conf import settings
 from controlplane.errors import bounds, catalogue, drain, store
 from controlplane.errors.exceptions import UserFacingError, known_codes
 from controlplane.errors.scrubbing import default_scrubber
+from controlplane.lib import correlation
+from controlplane.lib.logs import log_event
 from controlplane.lib.metrics import ERROR_RECORDS
 from controlplane.lib.parsers import MAX_JSON_DEPTH, json_depth
 
 logger = logging.getLogger(__name__)
-records_log = logging.getLogger("controlplane.errors.records")  # one JSON line per record
+records_log = logging.getLogger("controlplane.errors.records")  # one event per record
 
 _MAX_TEXT = 10_000
 _MAX_TRACEBACK = 50_000
@@ -38,22 +40,16 @@ _VOLATILE = re.compile(
     r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}|0x[0-9a-f]+|\d+",
     re.IGNORECASE,
 )
-# The job whose handler runs in this context (set by jobs.runner): an error recorded anywhere
-# below it, e.g. by a ServiceClient, links to the job -- that record is often the one whose
-# support_id the job reports, since recording the same support_id again changes nothing.
-_current_job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "error_record_job_id", default=None
-)
 
 
 @contextmanager
 def job_context(job_id: uuid.UUID | str) -> Iterator[None]:
-    """Link every error recorded inside this block (same thread or task) to ``job_id``."""
-    token = _current_job_id.set(str(job_id))
-    try:
+    """Link every error recorded inside this block (same thread or task) to ``job_id``: an
+    error recorded anywhere below a job's handler, e.g. by a ServiceClient, links to the
+    job -- that record is often the one whose support_id the job reports, since recording
+    the same support_id again changes nothing. Log lines inside carry the job id too."""
+    with correlation.job_scope(str(job_id)):
         yield
-    finally:
-        _current_job_id.reset(token)
 
 
 def fingerprint(*, code: str, service: str, exception_type: str, message: str) -> str:
@@ -224,7 +220,8 @@ def build_row(
             context["request"] = request_context(request)
         api_client = api_client or request.META.get("HTTP_USER_AGENT", "")
     service = service or getattr(error, "service", "")
-    job_id = job_id or _current_job_id.get()
+    ids = correlation.current()
+    job_id = job_id or ids.job_id
     technical = scrubber.text(_clean(error.technical_message, _MAX_TEXT))
     row = {
         "support_id": str(error.support_id),
@@ -243,6 +240,9 @@ def build_row(
         "job_id": str(job_id) if job_id else None,
         "breaker_name": _fit(breaker_name, 100),
         "breaker_state": _fit(breaker_state, 20),
+        "trace_id": ids.trace_id,
+        "span_id": ids.span_id,
+        "request_id": ids.request_id,
         "exception_type": _fit(exception_type, 200),
         "traceback": scrubber.text(_clean(traceback_text, _MAX_TRACEBACK)),
         "fingerprint": fingerprint(
@@ -283,20 +283,24 @@ def record_error(error: UserFacingError, **details: Any) -> Recorded:
         # Recorded before (a job re-recording its client's error): counted and logged once.
         return Recorded(row, saved)
     ERROR_RECORDS.labels(_code_label(row["code"], reported=row["reported"])).inc()
-    records_log.info(
-        json.dumps(
-            {
-                "event": "error_recorded",
-                "support_id": row["support_id"],
-                "code": row["code"],
-                "status": row["http_status"],
-                "service": row["service"],
-                "path": row["request_path"],
-                "exception": row["exception_type"],
-                "spooled": saved == "spooled",
-                "saved": saved,
-            }
-        )
+    # The record's own ids: a job's record names its job even when it was recorded for it
+    # from outside the job's context (the reaper).
+    log_event(
+        records_log,
+        "error_recorded",
+        support_id=row["support_id"],
+        code=row["code"],
+        status=row["http_status"],
+        service=row["service"],
+        path=row["request_path"],
+        exception=row["exception_type"],
+        breaker=row["breaker_name"],
+        job_id=row["job_id"] or "",
+        request_id=row["request_id"],
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        spooled=saved == "spooled",
+        saved=saved,
     )
     return Recorded(row, saved)
 

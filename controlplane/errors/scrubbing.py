@@ -17,7 +17,6 @@ digits, not starting with 0, passing the Luhn check, and not part of a UUID).
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -166,11 +165,3 @@ def _scrubber_for(denylist: tuple[str, ...], exact: tuple[str, ...]) -> Scrubber
 def default_scrubber() -> Scrubber:
     """The scrubber for ERROR_SCRUB_KEYS and ERROR_SCRUB_EXACT_KEYS (compiled once per list)."""
     return _scrubber_for(tuple(settings.ERROR_SCRUB_KEYS), tuple(settings.ERROR_SCRUB_EXACT_KEYS))
-
-
-class ScrubbingFormatter(logging.Formatter):
-    """Log lines as the formatter writes them, secrets removed: Django logs request paths
-    ("Not Found: /reset/token=...") and tracebacks quote values."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return default_scrubber().text(super().format(record))

@@ -48,6 +48,9 @@ COLUMNS = (
     "job_id",
     "breaker_name",
     "breaker_state",
+    "trace_id",
+    "span_id",
+    "request_id",
     "exception_type",
     "traceback",
     "fingerprint",
@@ -57,7 +60,15 @@ COLUMNS = (
     "occurred_at",
 )
 # Columns a row spooled by an older version may lack.
-_DEFAULTS = {"anonymous": False, "compact": False, "reported": False, "created_at": None}
+_DEFAULTS = {
+    "anonymous": False,
+    "compact": False,
+    "reported": False,
+    "trace_id": "",
+    "span_id": "",
+    "request_id": "",
+    "created_at": None,
+}
 
 INSERT_SQL = f"""
 WITH rec AS (

@@ -12,6 +12,11 @@ that saw a timed-out attempt can tell the retry is the same call; a key the call
 becomes a ``<SERVICE>_<KIND>_ERROR`` UserFacingError, recorded as an
 ErrorRecord with the breaker's name and state, the upstream response
 sanitised (status, scrubbed excerpt).
+
+Each call is a child span of the current trace (a request's, a job's): every attempt
+sends its W3C ``traceparent`` and the request's ``X-Request-Id``, and a failure's record
+carries the same trace, span and request ids, so support can follow a support UUID into
+the upstream's own logs and traces.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from controlplane.breakers.exceptions import CircuitOpenError
 from controlplane.errors.exceptions import UpstreamError, UserFacingError
 from controlplane.errors.recording import record_error
 from controlplane.errors.scrubbing import default_scrubber
+from controlplane.lib import correlation, tracing
 from controlplane.resilience.budget import RetryBudget, RetryBudgetExhaustedError, budget_for
 from controlplane.resilience.retry import (
     EarlierAttemptFailed,
@@ -188,6 +194,26 @@ class ServiceClient:
             headers[self.idempotency_header] = key or str(uuid.uuid4())
         return {**kwargs, "headers": headers}
 
+    def _correlated(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """``kwargs`` with the current span's ``traceparent`` and the request id (a
+        caller's own X-Request-Id is kept); inside the call's span, once per call."""
+        headers = httpx.Headers(kwargs.get("headers"))
+        tracing.inject(headers)
+        request_id = correlation.request_id()
+        if request_id and correlation.REQUEST_ID_HEADER not in headers:
+            headers[correlation.REQUEST_ID_HEADER] = request_id
+        return {**kwargs, "headers": headers}
+
+    def _span(self, method: str, url: str) -> Any:
+        return tracing.client_span(
+            f"{self.service} {method.upper()}",
+            **{
+                "peer.service": self.service,
+                "http.request.method": method.upper(),
+                "url.path": url,
+            },
+        )
+
     def request(
         self,
         method: str,
@@ -199,15 +225,17 @@ class ServiceClient:
     ) -> httpx.Response:
         kwargs = self._with_idempotency_key(method, idempotency_key, kwargs)
         earlier: list[BaseException] = []
-        self._refuse_before_retry(record)
-        try:
-            return self.retry.call(
-                lambda: self.breaker.call(self._send, method, url, kwargs),
-                on_retry=self._noting(earlier),
-                budget=self.budget,
-            )
-        except Exception as exc:
-            raise self._fail(exc, record, earlier) from exc
+        with self._span(method, url):
+            kwargs = self._correlated(kwargs)
+            self._refuse_before_retry(record)
+            try:
+                return self.retry.call(
+                    lambda: self.breaker.call(self._send, method, url, kwargs),
+                    on_retry=self._noting(earlier),
+                    budget=self.budget,
+                )
+            except Exception as exc:
+                raise self._fail(exc, record, earlier) from exc
 
     async def arequest(
         self,
@@ -219,6 +247,13 @@ class ServiceClient:
         **kwargs: Any,
     ) -> httpx.Response:
         kwargs = self._with_idempotency_key(method, idempotency_key, kwargs)
+        with self._span(method, url):
+            kwargs = self._correlated(kwargs)
+            return await self._arequest(method, url, record, kwargs)
+
+    async def _arequest(
+        self, method: str, url: str, record: bool, kwargs: dict[str, Any]
+    ) -> httpx.Response:
         if is_continuing():  # may read the breaker's row: off the event loop
             await asyncio.to_thread(self._refuse_before_retry, record)
         if self._aclient is None:

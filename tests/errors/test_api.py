@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from datetime import timedelta
@@ -40,7 +39,11 @@ def test_a_reported_error_is_counted_and_logged_like_one_raised_here(
         sid = api.post("/api/v1/errors/", REPORT, format="json").json()["support_id"]
         twin = api.post("/api/v1/errors/", {**REPORT, "support_id": sid}, format="json")
     assert twin.status_code == 200
-    logged = [json.loads(r.getMessage()) for r in caplog.records if sid in r.getMessage()]
+    logged = [
+        r.event_fields
+        for r in caplog.records
+        if r.name == "controlplane.errors.records" and r.event_fields["support_id"] == sid
+    ]
     assert [(line["event"], line["code"], line["service"]) for line in logged] == [
         ("error_recorded", "OCR_TIMEOUT", "ocr")
     ]

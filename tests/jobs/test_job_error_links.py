@@ -83,6 +83,11 @@ def test_recording_a_support_id_again_is_counted_and_logged_once(
     with caplog.at_level(logging.INFO, logger="controlplane.errors.records"):
         record_error(error, service="partner")
         record_error(error, service="partner")
-    lines = [r for r in caplog.records if str(error.support_id) in r.getMessage()]
+    lines = [
+        r
+        for r in caplog.records
+        if r.name == "controlplane.errors.records"
+        and r.event_fields["support_id"] == str(error.support_id)
+    ]
     assert len(lines) == 1
     assert ErrorRecord.objects.filter(support_id=error.support_id).count() == 1
