@@ -5,10 +5,11 @@
 (c) GET /api/v1/lookups/{slug}/ throughput under gunicorn (2 workers), driven from a
     second process, against a bare Django JsonResponse view on the same server;
 (d) a batch of 500 slugs, all cache misses (one query), through lookup_many;
-(e) the lookup endpoint as in (c), on a server without the tracing middleware
+(e) the lookup endpoint as in (c), on a server without a request span
     (OTEL_PYTHON_DJANGO_INSTRUMENT=False) next to (c)'s with it: the cost of a span
-    and stored ids per request when nothing exports them; and the same in-process
-    (Django's test client, no network): with, without, with again.
+    and stored ids per request when nothing exports them; and in-process (Django's
+    test client, no network): that span, no span, the official instrumentation that
+    exporting uses, that span again.
 Prints one JSON object.
 """
 
@@ -159,15 +160,21 @@ def http_throughput(seconds: float, threads: int, *, tracing: bool = True) -> di
 
 
 def handler_latency(calls: int) -> dict:
-    """p50/p99 of GET /api/v1/lookups/{slug}/ through Django's handler in this process, with
-    the tracing middleware, without it, and with it again (drift shows as a difference
-    between the two runs with it)."""
+    """p50/p99 of GET /api/v1/lookups/{slug}/ through Django's handler in this process:
+    with the request span that makes the ids when nothing exports (the default here), with
+    no span at all, with the official Django instrumentation (what exporting adds), and
+    with the default again (drift shows as a difference between its two runs)."""
+    from django.conf import settings
     from django.contrib.auth.models import User
-    from django.test import Client
+    from django.test import Client, override_settings
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from rest_framework.authtoken.models import Token
 
+    from controlplane.lib.tracing import REQUEST_SPAN_MIDDLEWARE
+
     key = Token.objects.get(user=User.objects.get(username="bench-client")).key
+    assert REQUEST_SPAN_MIDDLEWARE in settings.MIDDLEWARE, "nothing may export in this bench"
+    without_span = [m for m in settings.MIDDLEWARE if m != REQUEST_SPAN_MIDDLEWARE]
 
     def measure() -> dict[str, float]:
         client = Client(HTTP_AUTHORIZATION=f"Token {key}")  # loads the middleware now listed
@@ -181,13 +188,24 @@ def handler_latency(calls: int) -> dict:
             samples.append(perf() - started)
         return percentiles(samples)
 
-    instrumentor = DjangoInstrumentor()
-    with_tracing = measure()
-    instrumentor.uninstrument()
-    without = measure()
-    instrumentor.instrument()
+    ids_only = measure()
+    with override_settings(MIDDLEWARE=without_span):
+        no_span = measure()
+        instrumentor = DjangoInstrumentor()
+        instrumentor.instrument(middleware_position=3)  # where setup() puts it when exporting
+        official = measure()
+        instrumentor.uninstrument()
     again = measure()
-    return {"with_tracing": with_tracing, "without_tracing": without, "with_tracing_again": again}
+    return {
+        "ids_only_span": ids_only,
+        "no_span": no_span,
+        "official_instrumentation": official,
+        "ids_only_span_again": again,
+        "ids_only_cost_p50_us": round(
+            (ids_only["p50_us"] + again["p50_us"]) / 2 - no_span["p50_us"], 1
+        ),
+        "official_cost_p50_us": round(official["p50_us"] - no_span["p50_us"], 1),
+    }
 
 
 def main() -> None:
