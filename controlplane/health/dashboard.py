@@ -19,7 +19,9 @@ from controlplane.breakers.models import Breaker
 from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.models import ErrorGroup
+from controlplane.health.alerts import firing_alerts
 from controlplane.health.checks import collect
+from controlplane.health.conditions import after_health_check
 from jobs.models import Job, JobStatus
 from lookups.metrics import thresholds
 from lookups.resolver import get_lookups
@@ -56,6 +58,7 @@ def _hourly_errors(now: Any) -> list[dict[str, Any]]:
 def dashboard_view(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     health = collect()
+    after_health_check(health)
     # Every breaker that is not plainly closed, however many clients created, this service's
     # own upstreams first; then this service's closed ones (clients' closed ones are counted).
     not_closed = list(Breaker.objects.not_closed().service_first().select_related("owner"))
@@ -122,6 +125,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
         "providers": providers,
         "lookups": get_lookups().stats()["aggregate"],
         "lookup_thresholds": thresholds(),
+        "firing_alerts": firing_alerts(),
     }
     return TemplateResponse(request, "admin/dashboard.html", context)
 
