@@ -8,7 +8,7 @@ from django.db import connection
 
 from controlplane.health.models import AlertChannel, AlertDelivery
 from controlplane.health.signing import HEADER, verify
-from tests.breakers.conftest import fresh_name  # noqa: F401 -- shared fixture
+from tests.breakers.conftest import fresh_name, make_breaker  # noqa: F401 -- shared fixtures
 from tests.jobs.conftest import clean_jobs, start_worker  # noqa: F401 -- shared fixtures
 from tests.resilience.flaky_server import Script, Seen, flaky_server
 
