@@ -1,7 +1,8 @@
 """A process that uses one breaker as a web process would: python -m tests.health.alert_child
-NAME FAIL_AT HEAL_AT. At FAIL_AT (epoch seconds) it fails calls until the breaker refuses;
-at HEAL_AT it makes successful calls for a second (one of them the probe that closes it).
-Its breaker_transition receivers are the real ones (health's alerts)."""
+NAME FAIL_AT. At FAIL_AT (epoch seconds) it makes 20 failing calls (the breaker opens on
+the way) and says "failed"; after a line on stdin it makes successful calls for a second
+(one of them the probe that closes it). Its breaker_transition receivers are the real
+ones (health's alerts)."""
 
 from __future__ import annotations
 
@@ -24,14 +25,15 @@ def wait_until(moment: float) -> None:
         time.sleep(0.001)
 
 
-def main(name: str, fail_at: float, heal_at: float) -> dict:
+def main(name: str, fail_at: float) -> dict:
     b = breaker(name)
     b.allows()  # load the snapshot before the start
     wait_until(fail_at)
     for _ in range(20):
         with suppress(ZeroDivisionError, CircuitOpenError):
             b.call(lambda: 1 / 0)
-    wait_until(heal_at)
+    print("failed", flush=True)
+    sys.stdin.readline()  # the test ended the cooldown meanwhile
     registry.invalidate(name)
     ends = time.time() + 1.0
     while time.time() < ends:
@@ -42,4 +44,4 @@ def main(name: str, fail_at: float, heal_at: float) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1], float(sys.argv[2]), float(sys.argv[3]))), flush=True)
+    print(json.dumps(main(sys.argv[1], float(sys.argv[2]))), flush=True)

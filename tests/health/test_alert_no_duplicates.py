@@ -32,22 +32,27 @@ def test_it_delivers_each_breaker_change_once_per_channel_under_many_processes(
     breaker(fresh_name, failure_threshold=5, cooldown_seconds=60).allows()  # created, closed
 
     fail_at = time.time() + 3
-    heal_at = fail_at + 2
     web = [
         subprocess.Popen(
-            [PYTHON, "-m", "tests.health.alert_child", fresh_name, str(fail_at), str(heal_at)],
+            [PYTHON, "-m", "tests.health.alert_child", fresh_name, str(fail_at)],
             cwd=REPO,
             env=django_child_env(),
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
-    while Breaker.objects.get(name=fresh_name).state != "open":
-        assert time.time() < heal_at, "the children never opened the breaker"
-        time.sleep(0.02)
-    elapse_cooldown(fresh_name)  # before heal_at: the children's calls then close it
+    for child in web:  # each says "failed" once its failing calls are over
+        assert child.stdout is not None
+        lines = iter(child.stdout.readline, "")
+        assert "failed" in (line.strip() for line in lines), "the child ended early"
+    elapse_cooldown(fresh_name)  # no failing call is in flight any more
+    for child in web:  # both heal at once
+        assert child.stdin is not None
+        child.stdin.write("heal\n")
+        child.stdin.flush()
     won = 0
     for child in web:
         stdout, stderr = child.communicate(timeout=60)
