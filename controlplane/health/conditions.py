@@ -37,6 +37,7 @@ from controlplane.health.models import (
     AlertDelivery,
     AlertEvent,
     AlertKind,
+    AlertStatus,
     DeliveryStatus,
 )
 
@@ -46,7 +47,18 @@ logger = logging.getLogger("controlplane.alerts")
 CATCH_UP = timedelta(minutes=10)
 DIGEST_MAX_ITEMS = 200
 WORKERS_SUBJECT = "workers"
-_last: dict[str, Any] = {"sweep": 0.0, "web": 0.0, "bootstrapped": None}
+PRUNE_EVERY_SECONDS = 3600
+# When each last ran (time.monotonic(); None: never, in this process).
+_last: dict[str, Any] = {"sweep": None, "web": None, "prune": None, "bootstrapped": None}
+
+
+def _due(what: str, every: float) -> bool:
+    """Is ``what`` due (and now marked as run)?"""
+    now = time.monotonic()
+    if _last[what] is not None and now - _last[what] < every:
+        return False
+    _last[what] = now
+    return True
 
 
 def on_maintenance_pass(sender: Any, **kwargs: Any) -> None:
@@ -55,10 +67,8 @@ def on_maintenance_pass(sender: Any, **kwargs: Any) -> None:
 
 
 def maybe_sweep() -> bool:
-    now = time.monotonic()
-    if now - _last["sweep"] < settings.ALERT_SWEEP_SECONDS:
+    if not _due("sweep", settings.ALERT_SWEEP_SECONDS):
         return False
-    _last["sweep"] = now
     sweep()
     return True
 
@@ -74,6 +84,7 @@ def sweep() -> None:
         workers_present,
         spool_backlog,
         digests,
+        prune,
     ]
     for step in steps:
         try:
@@ -273,13 +284,11 @@ def after_health_check(report: dict[str, Any]) -> None:
     ALERT_SWEEP_SECONDS per process): no worker cluster is running -> "worker absent",
     delivered directly from here since no worker would run a delivery job; and this
     machine's spool backlog. Never raises: the health answer does not depend on it."""
-    now = time.monotonic()
-    if now - _last["web"] < settings.ALERT_SWEEP_SECONDS:
-        return
     checks = report.get("checks", {})
     if checks.get("database", {}).get("status") != "healthy":
         return  # nothing can be recorded; the health answer says why
-    _last["web"] = now
+    if not _due("web", settings.ALERT_SWEEP_SECONDS):
+        return
     try:
         if checks.get("workers", {}).get("clusters") == 0:
             raise_alert(
@@ -344,3 +353,16 @@ def digests() -> int:
                 )
                 made += 1
     return made
+
+
+def prune() -> int:
+    """Alert events that ended (and their deliveries) are kept as long as error records
+    (ERROR_RETENTION_DAYS); firing ones are kept while they fire. At most hourly."""
+    if not _due("prune", PRUNE_EVERY_SECONDS):
+        return 0
+    old = AlertEvent.objects.exclude(status=AlertStatus.FIRING).filter(
+        created_at__lt=Now() - timedelta(days=settings.ERROR_RETENTION_DAYS)
+    )
+    batch = list(old.values_list("pk", flat=True)[:5000])  # a bounded delete per pass
+    deleted, _ = AlertEvent.objects.filter(pk__in=batch).delete()
+    return deleted

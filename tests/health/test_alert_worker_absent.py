@@ -19,7 +19,7 @@ from tests.health.conftest import signed, webhook
 def no_workers(clean_alerts: None, monkeypatch: pytest.MonkeyPatch) -> None:
     with connection.cursor() as cursor:  # no cluster left registered by an earlier test
         cursor.execute("DELETE FROM controlplane_cache")
-    monkeypatch.setitem(conditions._last, "web", 0.0)
+    monkeypatch.setitem(conditions._last, "web", None)
 
 
 def test_the_health_check_delivers_worker_absent_without_a_worker(
@@ -36,7 +36,7 @@ def test_the_health_check_delivers_worker_absent_without_a_worker(
     (seen,) = script.seen
     assert signed(seen) and json.loads(seen.body)["kind"] == "worker.absent"
 
-    monkeypatch.setitem(conditions._last, "web", 0.0)
+    monkeypatch.setitem(conditions._last, "web", None)
     client.get("/api/v1/health/")  # still absent: the same episode, nothing new
     assert AlertEvent.objects.filter(kind="worker.absent").count() == 1
 
