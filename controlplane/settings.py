@@ -360,6 +360,17 @@ JOB_RETENTION_DAYS = env_int("JOB_RETENTION_DAYS", 90, minimum=1)
 # Bodies up to the job payload limit may be read; larger ones are refused before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = JOB_MAX_PAYLOAD_BYTES + 64 * 1024
 
+# --- Alerts and notifications (controlplane.health.alerts; README "Alerts and notifications")
+ALERT_WEBHOOK_URLS = env_list("ALERT_WEBHOOK_URLS", [])  # signed JSON webhook channels
+ALERT_WEBHOOK_SECRET = env_str("ALERT_WEBHOOK_SECRET", "")  # empty: unsigned (not in production)
+ALERT_HTTP_TIMEOUT = env_float("ALERT_HTTP_TIMEOUT", 3.0, minimum=0.1)
+ALERT_MAX_ATTEMPTS = env_int("ALERT_MAX_ATTEMPTS", 5, minimum=1)
+ALERT_SWEEP_SECONDS = env_float("ALERT_SWEEP_SECONDS", 10.0, minimum=0.1)
+ALERT_BURST_WINDOW_SECONDS = env_int("ALERT_BURST_WINDOW_SECONDS", 300, minimum=1)
+ALERT_ERROR_BURST_COUNT = env_int("ALERT_ERROR_BURST_COUNT", 50, minimum=1)  # per error group
+ALERT_JOB_FAILURE_BURST_COUNT = env_int("ALERT_JOB_FAILURE_BURST_COUNT", 10, minimum=1)  # per kind
+ALERT_SPOOL_BACKLOG_BYTES = env_int("ALERT_SPOOL_BACKLOG_BYTES", 1024 * 1024, minimum=1)
+
 # --- Metrics (Prometheus, multi-process) ---------------------------------------------------
 # Every process of one deployment must share this folder; `make run` empties it at start.
 PROMETHEUS_MULTIPROC_DIR = Path(

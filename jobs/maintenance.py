@@ -15,6 +15,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.dispatch import Signal
 
 from controlplane.errors.exceptions import InternalServerError
 from controlplane.errors.recording import record_error
@@ -23,6 +24,11 @@ from jobs.queue import enqueue
 from jobs.waiting import wake_waiting
 
 logger = logging.getLogger("controlplane.jobs")
+
+# Sent after every maintenance pass (sender=None, report): the periodic hook that layers
+# above jobs use for their own housekeeping (e.g. health's alert conditions). A receiver
+# that raises is logged; maintenance goes on.
+maintenance_pass = Signal()
 
 
 @dataclass
@@ -95,6 +101,9 @@ def run_maintenance(*, resend_marked_within: float | None = None) -> Maintenance
         transaction.on_commit(lambda: _hand_over(due, report))
     if report.timed_out or lost or due or report.past_deadline or report.woken:
         logger.info("job maintenance: %s", report)
+    for receiver, result in maintenance_pass.send_robust(sender=None, report=report):
+        if isinstance(result, Exception):
+            logger.error("maintenance receiver %r failed: %r", receiver, result, exc_info=result)
     return report
 
 

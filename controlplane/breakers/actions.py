@@ -13,6 +13,7 @@ from controlplane.breakers import sql
 from controlplane.breakers.circuit import NAME, is_reserved
 from controlplane.breakers.models import Breaker
 from controlplane.breakers.registry import registry
+from controlplane.breakers.signals import announce
 from controlplane.breakers.snapshot import HALF_OPEN, Permit
 from controlplane.errors.exceptions import (
     ConflictError,
@@ -60,6 +61,16 @@ def override_breaker(
     if row is None:
         raise NotFoundError(f"No breaker named {name!r}.", code="BREAKER_NOT_FOUND")
     registry.invalidate(name)
+    announce(
+        name=name,
+        from_state=row["from_state"],
+        to_state=row["state"],
+        generation=row["generation"],
+        kind="override",
+        action=action,
+        actor=username,
+        reason=reason,
+    )
     breaker = Breaker.objects.get(pk=row["id"])
     if actor is not None and actor.pk is not None:
         LogEntry.objects.log_actions(

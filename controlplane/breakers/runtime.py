@@ -23,7 +23,7 @@ from django.conf import settings
 
 from controlplane.breakers import sql
 from controlplane.breakers.exceptions import CircuitOpenError
-from controlplane.breakers.signals import breaker_transition
+from controlplane.breakers.signals import announce
 from controlplane.breakers.snapshot import (
     CLOSED,
     DISABLED,
@@ -365,10 +365,10 @@ class BreakerRuntime:
         self.registry.database_ok()
         new = self._adopt(row)
         if new is not None and new.generation != snap.generation:
-            self._announce(from_state or snap.state, new)
+            self._announce(from_state or snap.state, new, kind)
         return new
 
-    def _announce(self, from_state: str, new: Snapshot) -> None:
+    def _announce(self, from_state: str, new: Snapshot, kind: str) -> None:
         """Only the winner gets here: log once, signal once."""
         self.registry.count("transitions", self.name)
         BREAKER_TRANSITIONS.labels(self._label(new), new.state).inc()
@@ -388,10 +388,10 @@ class BreakerRuntime:
                 }
             },
         )
-        breaker_transition.send(
-            sender=None,
+        announce(
             name=self.name,
             from_state=from_state,
             to_state=new.state,
             generation=new.generation,
+            kind=kind,
         )

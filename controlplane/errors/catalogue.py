@@ -233,6 +233,13 @@ CATALOGUE: tuple[ErrorCode, ...] = (
               "The job's handler failed unexpectedly.", where=("job",)),
     ErrorCode("invalid_result", 500, "internal_error", False, "contact_support",
               "The handler returned something that cannot be stored as JSON.", where=("job",)),
+    ErrorCode("ALERT_DELIVERY_FAILED", 503, "service_unavailable", True, "wait",
+              "A notifications.deliver job could not reach its channel (timeout, connection "
+              "error, 429 or 5xx); retried with backoff, shown on the alert delivery.",
+              where=("job",)),
+    ErrorCode("ALERT_DELIVERY_REFUSED", 500, "internal_error", False, "contact_support",
+              "A notification channel refused the delivery for good (a 4xx other than 429, or "
+              "a bad address); not retried, shown on the alert delivery.", where=("job",)),
     # --- lookups -----------------------------------------------------------------------
     ErrorCode("INVALID_SLUG", 400, "invalid_request", False, "abort",
               "Not a valid slug: 1-100 lowercase letters, digits and single hyphens.",

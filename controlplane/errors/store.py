@@ -26,6 +26,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from controlplane.errors import bounds, spool
+from controlplane.errors.signals import announce_group
 from controlplane.lib import sidedb
 from controlplane.lib.metrics import ERROR_RECORDS_NOT_SPOOLED
 
@@ -86,6 +87,7 @@ ON CONFLICT (fingerprint) DO UPDATE SET
     last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
     latest_support_id = CASE WHEN EXCLUDED.last_seen >= g.last_seen
                              THEN EXCLUDED.latest_support_id ELSE g.latest_support_id END
+RETURNING (xmax = 0) AS new_group, fingerprint, code, service, first_seen, latest_support_id
 """  # noqa: S608 -- column names are constants above, values are parameters
 
 
@@ -108,15 +110,28 @@ class Store:
     def write(self, row: dict[str, Any]) -> bool:
         """Insert the record and count it in its group. False if it was already there.
 
-        Raises psycopg.Error when the database cannot take the row.
+        Raises psycopg.Error when the database cannot take the row. A record that made a
+        new group announces it (``error_group_created``) once it is committed.
         """
         params = {**_DEFAULTS, **row, "context": Jsonb(row.get("context") or {})}
 
-        def insert(cursor: psycopg.Cursor) -> bool:
+        def insert(cursor: psycopg.Cursor) -> tuple[Any, ...] | None:
             cursor.execute(INSERT_SQL, params)
-            return cursor.rowcount == 1
+            return cursor.fetchone()
 
-        return self.side.run(insert)
+        group = self.side.run(insert)
+        if group is None:
+            return False
+        new_group, fingerprint, code, service, first_seen, support_id = group
+        if new_group:
+            announce_group(
+                fingerprint=fingerprint,
+                code=code,
+                service=service,
+                first_seen=first_seen,
+                support_id=support_id,
+            )
+        return True
 
 
 _store = Store()

@@ -24,8 +24,10 @@ from controlplane.breakers.models import Breaker, BreakerEvent
 from controlplane.breakers.snapshot import CLOSED, FORCED_OPEN
 from controlplane.errors.exceptions import UserFacingError
 from controlplane.errors.models import ErrorGroup
+from controlplane.health.alerts import firing_alerts
 from controlplane.health.breaker_timeline import timeline
 from controlplane.health.checks import collect
+from controlplane.health.conditions import after_health_check
 from controlplane.health.provider_history import provider_strips
 from jobs.models import Job, JobStatus
 from lookups.metrics import thresholds
@@ -65,6 +67,7 @@ def panel_context(request: HttpRequest) -> dict[str, Any]:
     """Everything the refreshed panels show (the whole page adds the admin's chrome)."""
     now = timezone.now()
     health = collect()
+    after_health_check(health)
     # Every breaker that is not plainly closed, however many clients created, this service's
     # own upstreams first; then this service's closed ones (clients' closed ones are counted).
     not_closed = list(Breaker.objects.not_closed().service_first().select_related("owner"))
@@ -139,6 +142,7 @@ def panel_context(request: HttpRequest) -> dict[str, Any]:
         "providers": providers,
         "lookups": get_lookups().stats()["aggregate"],
         "lookup_thresholds": thresholds(),
+        "firing_alerts": firing_alerts(),
         "timeline": timeline(),
         "provider_strips": provider_strips(),
         # Who changed which breaker last, and why (the partial index on override events).

@@ -44,7 +44,11 @@ def probe(name: str, config: dict[str, Any]) -> ProviderCheck:
 
 
 def probe_all() -> dict[str, str]:
-    results = {name: probe(name, config).status for name, config in settings.PROVIDERS.items()}
+    from controlplane.health.alert_sources import provider_alerts  # it imports the models
+
+    checks = {name: probe(name, config) for name, config in settings.PROVIDERS.items()}
+    results = {name: check.status for name, check in checks.items()}
+    provider_alerts(results, {name: check.detail for name, check in checks.items()})
     cutoff = timezone.now() - timedelta(days=settings.PROVIDER_HEALTH_HISTORY_DAYS)
     ProviderCheck.objects.filter(checked_at__lt=cutoff).delete()
     return results

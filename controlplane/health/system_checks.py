@@ -128,6 +128,15 @@ def production_config_check(app_configs: Any = None, **kwargs: Any) -> list[Any]
                 id="controlplane.E008",
             )
         )
+    if settings.ALERT_WEBHOOK_URLS and not settings.ALERT_WEBHOOK_SECRET:
+        problems.append(
+            Error(
+                "ALERT_WEBHOOK_URLS is set without ALERT_WEBHOOK_SECRET: alert webhooks would "
+                "go unsigned, and receivers could not tell them from forged ones.",
+                hint="Set ALERT_WEBHOOK_SECRET (receivers verify X-Controlplane-Signature).",
+                id="controlplane.E013",
+            )
+        )
     return problems
 
 

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.health.checks import HEALTH_BUDGET_SECONDS, UNHEALTHY, collect
+from controlplane.health.conditions import after_health_check
 
 
 class HealthView(APIView):
@@ -33,6 +34,7 @@ class HealthView(APIView):
     )
     def get(self, request: Request) -> Response:
         report = collect(budget=HEALTH_BUDGET_SECONDS)
+        after_health_check(report)  # "worker absent" is noticed here: no worker can say it
         return Response(report, status=503 if report["status"] == UNHEALTHY else 200)
 
 

@@ -1,0 +1,65 @@
+"""Ops manage channels in the admin (the secret is write-only); events and deliveries are
+read-only lists with filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from controlplane.health.alerts import Alert, raise_alert
+from controlplane.health.models import AlertChannel
+
+
+def test_it_keeps_the_secret_write_only(db: Any, ops_user: Any, client: Any) -> None:
+    client.force_login(ops_user)
+    form = {
+        "name": "pager",
+        "kind": "webhook",
+        "target": "https://hooks.example.com/pager",
+        "enabled": "on",
+        "max_per_hour": "30",
+        "events": [],
+        "new_secret": "very-secret-value",
+    }
+    response = client.post("/admin/health/alertchannel/add/", form)
+    assert response.status_code == 302, response.content.decode()
+    channel = AlertChannel.objects.get(name="pager")
+    assert channel.secret == "very-secret-value"
+
+    page = client.get(f"/admin/health/alertchannel/{channel.pk}/change/").content.decode()
+    assert "very-secret-value" not in page
+    client.post(
+        f"/admin/health/alertchannel/{channel.pk}/change/", {**form, "new_secret": ""}
+    )  # left empty: kept
+    channel.refresh_from_db()
+    assert channel.secret == "very-secret-value"
+    listed = client.get("/admin/health/alertchannel/").content.decode()
+    assert "very-secret-value" not in listed and "pager" in listed
+
+
+def test_events_and_deliveries_render_with_filters(db: Any, ops_user: Any, client: Any) -> None:
+    AlertChannel.objects.create(name="ops mail", kind="email", target="ops@example.com")
+    raise_alert(Alert("breaker.opened", "llamaparse", "Breaker llamaparse opened", {}))
+    client.force_login(ops_user)
+
+    for path in (
+        "/admin/health/alertevent/",
+        "/admin/health/alertevent/?status__exact=firing&kind__exact=breaker.opened",
+        "/admin/health/alertdelivery/",
+        "/admin/health/alertdelivery/?status__exact=pending",
+        "/admin/health/alertchannel/",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
+    events = client.get("/admin/health/alertevent/?status__exact=firing").content.decode()
+    assert "Breaker llamaparse opened" in events
+    deliveries = client.get("/admin/health/alertdelivery/").content.decode()
+    assert "ops mail" in deliveries and "pending" in deliveries
+    assert client.get("/admin/health/alertevent/add/").status_code == 403
+
+
+def test_support_sees_events_but_cannot_edit_channels(
+    db: Any, support_user: Any, client: Any
+) -> None:
+    client.force_login(support_user)
+    assert client.get("/admin/health/alertevent/").status_code == 200
+    assert client.get("/admin/health/alertchannel/").status_code == 403
