@@ -317,7 +317,6 @@ LAST_GOOD_MAX_ROWS = env_int("LAST_GOOD_MAX_ROWS", 1000, minimum=1)
 # --- Micro-service lookups ------------------------------------------------------------
 LOOKUP_CACHE_TTL = env_float("LOOKUP_CACHE_TTL", 1800.0, minimum=0.0)
 LOOKUP_CACHE_MAX_SIZE = env_int("LOOKUP_CACHE_MAX_SIZE", 100, minimum=1)
-# Stale-if-error: how long a mapping held when the database went away is still answered.
 LOOKUP_STALE_IF_ERROR_SECONDS = env_float("LOOKUP_STALE_IF_ERROR_SECONDS", 3600.0, minimum=0.0)
 LOOKUP_DB_RETRIES = env_int("LOOKUP_DB_RETRIES", 3, minimum=0)
 LOOKUP_WARM_ON_START = env_bool("LOOKUP_WARM_ON_START", False)
@@ -325,7 +324,6 @@ LOOKUP_STATS_FLUSH_SECONDS = env_float("LOOKUP_STATS_FLUSH_SECONDS", 10.0, minim
 LOOKUP_BATCH_MAX = env_int("LOOKUP_BATCH_MAX", 500, minimum=1)
 LOOKUP_WARM_WAIT_SECONDS = env_float("LOOKUP_WARM_WAIT_SECONDS", 2.0, minimum=0.0)
 LOOKUP_REPORT_RETENTION_DAYS = env_int("LOOKUP_REPORT_RETENTION_DAYS", 1, minimum=1)
-# Each process drops its expired cache entries this often (lookups.upkeep).
 LOOKUP_SWEEP_SECONDS = env_float("LOOKUP_SWEEP_SECONDS", 300.0, minimum=1.0)
 # Per-slug figures: at most this many slugs (in use first), none unseen for this long.
 LOOKUP_SLUG_STATS_MAX = env_int("LOOKUP_SLUG_STATS_MAX", 1000, minimum=1)
@@ -345,7 +343,6 @@ JOB_REDISPATCH_SECONDS = env_float("JOB_REDISPATCH_SECONDS", 60.0, minimum=1.0)
 JOB_TIMEOUT_GRACE_SECONDS = env_int("JOB_TIMEOUT_GRACE_SECONDS", 10, minimum=1)
 JOB_RETRY_INITIAL_DELAY = env_float("JOB_RETRY_INITIAL_DELAY", 1.0, minimum=0.0)
 JOB_RETRY_MAX_DELAY = env_float("JOB_RETRY_MAX_DELAY", 60.0, minimum=0.0)
-# A job's deadline covers queueing, every attempt and the waits (jobs.deadlines).
 JOB_DEFAULT_DEADLINE_SECONDS = env_int("JOB_DEFAULT_DEADLINE_SECONDS", 3600, minimum=1)
 JOB_MAX_DEADLINE_SECONDS = env_int("JOB_MAX_DEADLINE_SECONDS", 86400, minimum=1)
 if not JOB_TIMEOUT_SECONDS <= JOB_DEFAULT_DEADLINE_SECONDS <= JOB_MAX_DEADLINE_SECONDS:
@@ -370,6 +367,16 @@ ALERT_BURST_WINDOW_SECONDS = env_int("ALERT_BURST_WINDOW_SECONDS", 300, minimum=
 ALERT_ERROR_BURST_COUNT = env_int("ALERT_ERROR_BURST_COUNT", 50, minimum=1)  # per error group
 ALERT_JOB_FAILURE_BURST_COUNT = env_int("ALERT_JOB_FAILURE_BURST_COUNT", 10, minimum=1)  # per kind
 ALERT_SPOOL_BACKLOG_BYTES = env_int("ALERT_SPOOL_BACKLOG_BYTES", 1024 * 1024, minimum=1)
+# Email channels: SMTP in production, printed to the log elsewhere; never an unbounded wait.
+_smtp = "django.core.mail.backends." + ("smtp" if IS_PRODUCTION else "console") + ".EmailBackend"
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", _smtp)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_TIMEOUT = env_float("EMAIL_TIMEOUT", 10.0, minimum=0.1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "controlplane@localhost")
 
 # --- Metrics (Prometheus, multi-process) ---------------------------------------------------
 # Every process of one deployment must share this folder; `make run` empties it at start.
