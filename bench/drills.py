@@ -33,6 +33,7 @@ DRILLS = (
     "flapping",
     "load",
     "worker_crash",
+    "alerting",
     "spool_faults",
     "db_outage",
     "db_restart",
@@ -77,6 +78,7 @@ def main() -> int:
     parser.add_argument("--outage-seconds", type=float, default=10.0)
     parser.add_argument("--crash-jobs", type=int, default=40)
     parser.add_argument("--restart-job-seconds", type=float, default=10.0)
+    parser.add_argument("--alert-rounds", type=int, default=3, help="breakers opened and reset")
     parser.add_argument("--blackhole-seconds", type=float, default=20.0)
     parser.add_argument("--spool-kills", type=int, default=8, help="SIGKILLs during a replay")
     parser.add_argument("--spool-rows", type=int, default=3000, help="backlog replayed under kills")
@@ -125,6 +127,8 @@ def main() -> int:
             return module.run(stack, seconds=args.load_seconds, users=args.load_users)
         if name == "worker_crash":
             return module.run(stack, jobs=args.crash_jobs)
+        if name == "alerting":
+            return module.run(stack, rounds=args.alert_rounds)
         if name == "spool_faults":
             return module.run(
                 stack, kills=args.spool_kills, rows=args.spool_rows, seed=args.spool_seed

@@ -1,9 +1,9 @@
 """The fast subset of `make drills`, in the normal suite: bounded fuzzing, the security
 probes over HTTP, the abuse drill with fewer label and breaker floods, a short
-worker-crash drill, a short spool-faults drill and a short flapping drill (one trip, then
-the dead phase that only the retry budget bounds), against a real stack (gunicorn with
-2 workers + runworker) on a database of its own on the test server, with the flapping
-upstream as its provider (as in `make drills`).
+worker-crash drill, one round of the alerting drill, a short spool-faults drill and a short
+flapping drill (one trip, then the dead phase that only the retry budget bounds), against
+a real stack (gunicorn with 2 workers + runworker) on a database of its own on the test
+server, with the flapping upstream as its provider (as in `make drills`).
 
 The load drill and the flapping drill's every phase run in `make drills` only. The
 database drills stop, restart or cut off the database server, which the rest of the suite
@@ -22,6 +22,7 @@ from django.conf import settings
 from tests.reliability.drills import (
     DrillResult,
     abuse,
+    alerting,
     flapping,
     fuzz,
     security,
@@ -79,6 +80,12 @@ def test_a_killed_worker_cluster_loses_no_job(stack: Stack) -> None:
     result = worker_crash.run(stack, jobs=12)
     assert_passed(result)
     assert result.figures["jobs_requeued_after_kill"] >= 1
+
+
+def test_ops_are_told_once_through_a_failing_receiver(stack: Stack) -> None:
+    result = alerting.run(stack, rounds=1, failures_first=2)
+    assert_passed(result)
+    assert result.figures["successful_deliveries"] == 2 and result.figures["requests"] == 6
 
 
 def test_a_full_disk_and_killed_replays_lose_no_spooled_record(stack: Stack) -> None:

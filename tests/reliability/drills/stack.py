@@ -40,6 +40,8 @@ DRILL_SETTINGS = {
     "JOB_DRAIN_SECONDS": "5",
     "JOB_RETRY_INITIAL_DELAY": "0.2",
     "JOB_RETRY_MAX_DELAY": "1",
+    # The alerting drill watches a few sweeps for late duplicate deliveries.
+    "ALERT_SWEEP_SECONDS": "1",
     # The security drill checks what full records keep (scrubbed secrets, escaped
     # injections), thousands a minute from the demo client; compact ones keep less. The
     # anonymous rate keeps its default, which the abuse drill's flood measures.
