@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -135,6 +136,13 @@ def _summary(error: UserFacingError) -> dict[str, Any]:
     return {"code": error.code, "message": error.technical_message, **error.context}
 
 
+def _path_of(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:  # a malformed URL: the request itself will say so
+        return ""
+
+
 class ServiceClient:
     def __init__(
         self,
@@ -205,12 +213,14 @@ class ServiceClient:
         return {**kwargs, "headers": headers}
 
     def _span(self, method: str, url: str) -> Any:
+        # The path only: a query string or userinfo may carry secrets, and spans leave
+        # the process unscrubbed when they are exported.
         return tracing.client_span(
             f"{self.service} {method.upper()}",
             **{
                 "peer.service": self.service,
                 "http.request.method": method.upper(),
-                "url.path": url,
+                "url.path": _path_of(url),
             },
         )
 

@@ -102,3 +102,21 @@ def test_async_calls_carry_them_too(fresh_name: str) -> None:
     (seen,) = script.seen
     assert _parent(seen)[0] == TRACE_ID
     assert seen.headers["x-request-id"] == "req-45"
+
+
+def test_a_call_span_keeps_the_path_but_not_the_query(fresh_name: str) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+    try:
+        with flaky_server(Script([(200, {})])) as url, tracing.continued(TRACEPARENT, "in"):
+            # A sampled caller: its spans record attributes, as when they are exported.
+            ServiceClient(fresh_name, url, retry=ONE_ATTEMPT).get("/ocr?api_key=s3cr3t")
+        (call,) = [span for span in exporter.get_finished_spans() if span.name.endswith("GET")]
+    finally:
+        exporter.shutdown()  # the processor stays on the provider; a shut exporter drops all
+    assert call.attributes["url.path"] == "/ocr"
+    assert "s3cr3t" not in repr(dict(call.attributes))
