@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from controlplane.errors.scrubbing import DEFAULT_DENYLIST, DEFAULT_EXACT_KEYS
+from controlplane.errors.scrubbing import DEFAULT_DENYLIST, DEFAULT_EXACT_KEYS, default_scrubber
 from controlplane.lib import embedded_db
 from controlplane.lib.env import (
     env_bool,
@@ -395,6 +395,6 @@ METRICS_MAX_BREAKERS = env_int("METRICS_MAX_BREAKERS", 500, minimum=1)
 # --- Logging and tracing (controlplane.lib.logs, controlplane.lib.tracing) -----------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOG_FORMAT = env_choice("LOG_FORMAT", "json" if IS_PRODUCTION else "text", ("json", "text"))
-LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT)
+LOGGING = logging_config(LOG_LEVEL, LOG_FORMAT, scrubber=default_scrubber)
 # The admin links a record's trace here, e.g. https://tempo.example/trace/{trace_id}.
 TRACE_URL_TEMPLATE = env_str("TRACE_URL_TEMPLATE", "")

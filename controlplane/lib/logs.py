@@ -8,7 +8,7 @@
 a readable line, its fields as ``key=value`` after the message.
 
 Secrets are scrubbed from the message, the fields and the traceback by the scrubber
-named in the config (the errors app's: this kernel module imports nothing above it).
+the settings name (the errors app's: this kernel module imports nothing above it).
 django-q2's per-task and per-schedule chatter is logged at DEBUG, not INFO.
 """
 
@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-
-from django.utils.module_loading import import_string
 
 from controlplane.lib import correlation
 
 # Record attributes an event's fields travel in (``extra={FIELDS: {...}}``).
 FIELDS = "event_fields"
 _IDS = ("request_id", "trace_id", "span_id", "job_id")
-SCRUBBER = "controlplane.errors.scrubbing.default_scrubber"
 
 
 def log_event(
@@ -70,17 +68,17 @@ class DjangoQChatterFilter(logging.Filter):
 
 
 class _Scrubbing:
-    def __init__(self, scrubber: str) -> None:
-        self._scrubber_path = scrubber
+    def __init__(self, scrubber: Callable[[], Any]) -> None:
+        self._make_scrubber = scrubber
 
     def scrubber(self) -> Any:
-        # Resolved per line: the scrubber reads settings, which are not ready when
-        # logging is configured (and tests change them).
-        return import_string(self._scrubber_path)()
+        # Made per line: the scrubber reads settings, which are not ready when logging is
+        # configured (and tests change them).
+        return self._make_scrubber()
 
 
 class JsonFormatter(_Scrubbing, logging.Formatter):
-    def __init__(self, scrubber: str = SCRUBBER) -> None:
+    def __init__(self, scrubber: Callable[[], Any]) -> None:
         logging.Formatter.__init__(self)
         _Scrubbing.__init__(self, scrubber)
 
@@ -106,7 +104,7 @@ class JsonFormatter(_Scrubbing, logging.Formatter):
 
 
 class TextFormatter(_Scrubbing, logging.Formatter):
-    def __init__(self, scrubber: str = SCRUBBER) -> None:
+    def __init__(self, scrubber: Callable[[], Any]) -> None:
         logging.Formatter.__init__(self, "%(asctime)s %(levelname)s %(name)s %(message)s")
         _Scrubbing.__init__(self, scrubber)
 
@@ -124,8 +122,10 @@ class TextFormatter(_Scrubbing, logging.Formatter):
         return self.scrubber().text(text)
 
 
-def logging_config(level: str, fmt: str) -> dict[str, Any]:
-    """The LOGGING dict: every line through one handler, in ``fmt`` ("json" or "text")."""
+def logging_config(level: str, fmt: str, *, scrubber: Callable[[], Any]) -> dict[str, Any]:
+    """The LOGGING dict: every line through one handler, in ``fmt`` ("json" or "text"),
+    its message, fields and traceback scrubbed by ``scrubber()`` (the settings pass the
+    errors app's, which this kernel module may not import)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -137,8 +137,8 @@ def logging_config(level: str, fmt: str) -> dict[str, Any]:
             },
         },
         "formatters": {
-            "json": {"()": "controlplane.lib.logs.JsonFormatter"},
-            "text": {"()": "controlplane.lib.logs.TextFormatter"},
+            "json": {"()": "controlplane.lib.logs.JsonFormatter", "scrubber": scrubber},
+            "text": {"()": "controlplane.lib.logs.TextFormatter", "scrubber": scrubber},
         },
         "handlers": {
             "console": {

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from controlplane.errors.scrubbing import default_scrubber
 from controlplane.lib import correlation, tracing
 from controlplane.lib.logs import log_event, logging_config
 from tests.breakers.conftest import fresh_name  # noqa: F401
@@ -26,7 +27,7 @@ def configured() -> Iterator[Callable[..., io.StringIO]]:
 
     def configure(level: str, fmt: str) -> io.StringIO:
         clear_logger_filters()
-        config = logging_config(level, fmt)
+        config = logging_config(level, fmt, scrubber=default_scrubber)
         config["handlers"]["console"]["stream"] = buffer = io.StringIO()
         logging.config.dictConfig(config)
         return buffer
