@@ -323,6 +323,13 @@ class ErrorRecordAdmin(ReadOnlyAdmin):
                 Q(trace_id=value.hex) | Q(request_id=str(value))
             ).exists():
                 messages.info(request, f"No error record with support id {value}.")
+            else:
+                # Request ids come from callers: say these are not the reference itself.
+                messages.info(
+                    request,
+                    f"No error record with support id {value}; listed: the records whose "
+                    "trace id or request id (sent by the caller) it is.",
+                )
         elif term and kind == "none" and not sane_request_id(term.strip()):
             messages.info(
                 request,

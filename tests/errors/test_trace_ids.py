@@ -75,6 +75,9 @@ def test_support_finds_the_record_by_trace_or_request_id(
     page = client.get("/admin/errors/errorrecord/", {"q": pasted})
     assert page.status_code == 200
     assert list(page.context["cl"].result_list) == [record]
+    if which == "request":  # a UUID that is no support id: said so, since callers choose it
+        said = [str(m) for m in page.context["messages"]]
+        assert any("No error record with support id" in m and "request id" in m for m in said)
 
 
 @pytest.mark.parametrize(
