@@ -150,6 +150,9 @@ def logging_config(level: str, fmt: str, *, scrubber: Callable[[], Any]) -> dict
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
             "pgserver": {"level": "WARNING"},
+            # Django's default handlers (a bare console line with DEBUG on, mail to ADMINS)
+            # would write its lines a second time, outside the one log.
+            "django": {"handlers": []},
             "django.db.backends": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
             "django-q": {"filters": ["django_q_chatter"]},

@@ -141,3 +141,10 @@ def test_a_breaker_transition_names_its_breaker(
 
 def _fail() -> None:
     raise RuntimeError("upstream down")
+
+
+def test_djangos_own_lines_go_only_through_the_one_log() -> None:
+    # Django's default LOGGING prints each django.* line bare to the console (DEBUG on)
+    # and mails ADMINS; with them, a 404 in `make run` showed twice.
+    assert logging.getLogger("django").handlers == []
+    assert logging.getLogger("django").propagate
