@@ -33,9 +33,8 @@ IS_PRODUCTION = ENVIRONMENT == "production"
 
 DEBUG = env_bool("DEBUG", ENVIRONMENT == "development")
 
-# Development and test get a fixed, clearly-insecure key; production must set one.
+# Development and test get a fixed, clearly-insecure key; production must set one (E004).
 INSECURE_DEFAULT_SECRET_KEY = "django-insecure-development-only-do-not-use-in-production"  # noqa: S105
-# An unset key in production is refused by system check controlplane.E004 (at start-up).
 SECRET_KEY = env_str("SECRET_KEY") or INSECURE_DEFAULT_SECRET_KEY
 
 ALLOWED_HOSTS = env_list(
@@ -367,6 +366,7 @@ ALERT_BURST_WINDOW_SECONDS = env_int("ALERT_BURST_WINDOW_SECONDS", 300, minimum=
 ALERT_ERROR_BURST_COUNT = env_int("ALERT_ERROR_BURST_COUNT", 50, minimum=1)  # per error group
 ALERT_JOB_FAILURE_BURST_COUNT = env_int("ALERT_JOB_FAILURE_BURST_COUNT", 10, minimum=1)  # per kind
 ALERT_SPOOL_BACKLOG_BYTES = env_int("ALERT_SPOOL_BACKLOG_BYTES", 1024 * 1024, minimum=1)
+ALERT_WORKER_ABSENT_SECONDS = env_int("ALERT_WORKER_ABSENT_SECONDS", 120, minimum=0)  # deploys
 # Email channels: SMTP in production, printed to the log elsewhere; never an unbounded wait.
 _smtp = "django.core.mail.backends." + ("smtp" if IS_PRODUCTION else "console") + ".EmailBackend"
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", _smtp)

@@ -7,9 +7,11 @@ from django.dispatch import Signal
 
 logger = logging.getLogger("controlplane.errors")
 
-# Sent after a record made a new error group (its first record, stored; a record replayed
-# from the spool that was already stored bumps nothing and sends nothing):
-# sender=None, fingerprint, code, service, first_seen (datetime), support_id.
+# Sent after a record of this service's own (not a client's report) made a new error group
+# (its first record, stored; a record replayed from the spool that was already stored bumps
+# nothing and sends nothing): sender=None, group_id (stable for the group's life: a replayed
+# older record moves first_seen, not the id), fingerprint, code, service, first_seen
+# (datetime), support_id.
 error_group_created = Signal()
 
 

@@ -76,18 +76,21 @@ WITH rec AS (
     INSERT INTO errors_errorrecord ({", ".join(COLUMNS)}, created_at)
     VALUES ({", ".join(f"%({c})s" for c in COLUMNS)}, COALESCE(%(created_at)s, now()))
     ON CONFLICT (support_id) DO NOTHING
-    RETURNING support_id, fingerprint, code, service, created_at
+    RETURNING support_id, fingerprint, code, service, created_at, reported
+), grp AS (
+    INSERT INTO errors_errorgroup AS g
+        (fingerprint, code, service, count, first_seen, last_seen, latest_support_id)
+    SELECT fingerprint, code, service, 1, created_at, created_at, support_id FROM rec
+    ON CONFLICT (fingerprint) DO UPDATE SET
+        count = g.count + 1,
+        first_seen = LEAST(g.first_seen, EXCLUDED.first_seen),
+        last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
+        latest_support_id = CASE WHEN EXCLUDED.last_seen >= g.last_seen
+                                 THEN EXCLUDED.latest_support_id ELSE g.latest_support_id END
+    RETURNING (xmax = 0) AS new_group, id, fingerprint, code, service, first_seen,
+              latest_support_id
 )
-INSERT INTO errors_errorgroup AS g
-    (fingerprint, code, service, count, first_seen, last_seen, latest_support_id)
-SELECT fingerprint, code, service, 1, created_at, created_at, support_id FROM rec
-ON CONFLICT (fingerprint) DO UPDATE SET
-    count = g.count + 1,
-    first_seen = LEAST(g.first_seen, EXCLUDED.first_seen),
-    last_seen = GREATEST(g.last_seen, EXCLUDED.last_seen),
-    latest_support_id = CASE WHEN EXCLUDED.last_seen >= g.last_seen
-                             THEN EXCLUDED.latest_support_id ELSE g.latest_support_id END
-RETURNING (xmax = 0) AS new_group, fingerprint, code, service, first_seen, latest_support_id
+SELECT grp.*, rec.reported FROM grp, rec
 """  # noqa: S608 -- column names are constants above, values are parameters
 
 
@@ -110,8 +113,9 @@ class Store:
     def write(self, row: dict[str, Any]) -> bool:
         """Insert the record and count it in its group. False if it was already there.
 
-        Raises psycopg.Error when the database cannot take the row. A record that made a
-        new group announces it (``error_group_created``) once it is committed.
+        Raises psycopg.Error when the database cannot take the row. A record of this
+        service's own (not a client's report) that made a new group announces it
+        (``error_group_created``) once it is committed.
         """
         params = {**_DEFAULTS, **row, "context": Jsonb(row.get("context") or {})}
 
@@ -122,9 +126,12 @@ class Store:
         group = self.side.run(insert)
         if group is None:
             return False
-        new_group, fingerprint, code, service, first_seen, support_id = group
-        if new_group:
+        new_group, group_id, fingerprint, code, service, first_seen, support_id, reported = group
+        # A client's report (POST /api/v1/errors/) is not news for this service's on-call:
+        # any client could page ops with it, and grow the alert tables (invariant 10).
+        if new_group and not reported:
             announce_group(
+                group_id=group_id,
                 fingerprint=fingerprint,
                 code=code,
                 service=service,

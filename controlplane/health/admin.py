@@ -4,6 +4,7 @@ deliveries read-only, with the attempts and response codes of every delivery."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin
@@ -27,6 +28,25 @@ class AlertChannelForm(forms.ModelForm):
     class Meta:
         model = AlertChannel
         fields = ("name", "kind", "target", "enabled", "max_per_hour", "events")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A webhook URL is a credential (a Slack one is all it takes to post): like the
+        # secret, the stored one is never rendered back, only where it points.
+        if self.instance.pk and self.instance.kind != AlertChannel.EMAIL:
+            self.initial["target"] = ""
+            field = self.fields["target"]
+            field.required = False
+            field.help_text = (
+                f"Now {masked_target(self.instance)} (not shown in full). "
+                "Leave empty to keep it; enter a URL to replace it."
+            )
+
+    def clean_target(self) -> str:
+        target = self.cleaned_data.get("target", "")
+        if not target and self.instance.pk:
+            return self.instance.target
+        return target
 
     def save(self, commit: bool = True) -> AlertChannel:
         channel = super().save(commit=False)
@@ -57,10 +77,23 @@ class AlertChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="target")
     def short_target(self, channel: AlertChannel) -> str:
-        # Slack webhook URLs carry their token in the path: show where, not the whole URL.
-        if channel.kind == AlertChannel.EMAIL:
-            return channel.target
-        return channel.target.split("?", 1)[0][:40] + ("…" if len(channel.target) > 40 else "")
+        return masked_target(channel)
+
+
+def masked_target(channel: AlertChannel) -> str:
+    """Where a channel points, without what lets anyone post there: email addresses as they
+    are; for a URL its scheme and host only (no user:password@, no path: a Slack webhook's
+    path is its token)."""
+    if channel.kind == AlertChannel.EMAIL:
+        return channel.target
+    try:
+        parts = urlsplit(channel.target.strip())
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "…"
+    if not parts.scheme or not parts.hostname:
+        return "…"
+    return f"{parts.scheme}://{parts.hostname}{port}/…"
 
 
 class ReadOnly(admin.ModelAdmin):

@@ -99,8 +99,17 @@ def on_breaker_transition(sender: Any, **kwargs: Any) -> None:
 
 
 def group_alert(
-    *, fingerprint: str, code: str, service: str, first_seen: datetime, support_id: Any
+    *,
+    group_id: int,
+    fingerprint: str,
+    code: str,
+    service: str,
+    first_seen: datetime,
+    support_id: Any,
 ) -> None:
+    """A new group of this service's own errors. Keyed on the group's id: first_seen moves
+    when an older spooled record is replayed (and reads differently on the store's side
+    connection and the ORM), the id does not; a group purged and seen again is news again."""
     if service.startswith(QUIET_SERVICE_PREFIX):
         return
     raise_alert(
@@ -109,15 +118,20 @@ def group_alert(
             fingerprint,
             f"New error: {code}" + (f" in {service}" if service else ""),
             {
+                "group_id": group_id,
                 "fingerprint": fingerprint,
                 "code": code,
                 "service": service,
                 "first_seen": first_seen.isoformat(),
                 "support_id": str(support_id),
             },
-            f"error.new_group:{fingerprint}:{first_seen.isoformat()}",
+            group_key(group_id),
         )
     )
+
+
+def group_key(group_id: int) -> str:
+    return f"error.new_group:{group_id}"
 
 
 def on_error_group_created(sender: Any, **kwargs: Any) -> None:

@@ -50,9 +50,13 @@ WHERE %(generation)s::bigint IS NULL OR NOT EXISTS (
 ON CONFLICT DO NOTHING
 RETURNING id
 """
+# With a generation: only events of that generation or older end (an event about a newer
+# one -- a breaker that reopened since -- is not this announcement's to end).
 _RESOLVE = """
 UPDATE health_alertevent SET status = 'resolved', resolved_at = now()
 WHERE status = 'firing' AND subject = %(subject)s AND kind = ANY(%(kinds)s)
+  AND (%(generation)s::bigint IS NULL OR NOT details ? 'generation'
+       OR (details ->> 'generation')::bigint <= %(generation)s::bigint)
 RETURNING id
 """
 _FAN_OUT = """
@@ -96,8 +100,9 @@ def raise_alert(
     per channel that wants it, in one transaction.
 
     ``resolves``: firing kinds of the same subject that end now (resolved first, so a new
-    episode of the same kind may fire). ``only_if_resolved``: record the alert only if that
-    ended something (a "recovered" notice is news only after an "unhealthy").
+    episode of the same kind may fire; undone if the alert itself is refused).
+    ``only_if_resolved``: record the alert only if that ended something (a "recovered"
+    notice is news only after an "unhealthy").
     ``generation``: a breaker generation; older than one already announced: nothing.
     ``direct``: deliver from this process (in a thread) instead of through jobs.
     ``channels``: only these (a digest goes to the channel it sums up)."""
@@ -105,7 +110,7 @@ def raise_alert(
     with transaction.atomic():
         resolves = list(resolves)
         if resolves:
-            raised.resolved = resolve(alert.subject, resolves)
+            raised.resolved = resolve(alert.subject, resolves, generation=generation)
         if only_if_resolved and not raised.resolved:
             return raised
         status = AlertStatus.FIRING if alert.kind in FIRING_KINDS else AlertStatus.NOTICE
@@ -125,6 +130,10 @@ def raise_alert(
             )
             row = cursor.fetchone()
         if row is None:
+            # Announced already, or superseded (a late process, the sweep's replay): what it
+            # resolved stays firing -- a newer episode is not ended by an older change.
+            transaction.set_rollback(True)
+            raised.resolved = []
             return raised
         raised.event_id = row[0]
         if channels is None:
@@ -135,10 +144,12 @@ def raise_alert(
     return raised
 
 
-def resolve(subject: str, kinds: Iterable[str]) -> list[int]:
-    """End the firing events of these kinds for ``subject``; the ids this call ended."""
+def resolve(subject: str, kinds: Iterable[str], *, generation: int | None = None) -> list[int]:
+    """End the firing events of these kinds for ``subject`` (with ``generation``: only those
+    about that generation or an older one); the ids this call ended."""
+    params = {"subject": subject[:200], "kinds": list(kinds), "generation": generation}
     with connection.cursor() as cursor:
-        cursor.execute(_RESOLVE, {"subject": subject[:200], "kinds": list(kinds)})
+        cursor.execute(_RESOLVE, params)
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -158,16 +169,19 @@ def fan_out(event_id: int, channels: list[int], *, direct: bool = False) -> list
     return deliveries
 
 
-def enqueue_delivery(delivery_id: int) -> None:
+def enqueue_delivery(
+    delivery_id: int, *, redrive: bool = False, max_attempts: int | None = None
+) -> None:
     """The job that delivers (and retries) one delivery; the idempotency key makes a second
-    enqueue of the same delivery return the first job."""
+    enqueue of the same delivery return the first job. ``redrive``: the one later job of a
+    delivery whose first driver ended without a verdict (``alert_repairs``)."""
     from jobs.actions import create_job
 
     create_job(
         kind=DELIVER_KIND,
         payload={"delivery_id": delivery_id},
-        idempotency_key=f"alert-delivery-{delivery_id}",
-        max_attempts=settings.ALERT_MAX_ATTEMPTS,
+        idempotency_key=f"alert-delivery-{delivery_id}" + ("-redrive" if redrive else ""),
+        max_attempts=max_attempts or settings.ALERT_MAX_ATTEMPTS,
         timeout_seconds=DELIVERY_TIMEOUT_SECONDS,
     )
 

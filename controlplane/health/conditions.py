@@ -3,8 +3,9 @@
 Workers run :func:`maybe_sweep` after each job maintenance pass (``maintenance_pass``),
 at most once per ALERT_SWEEP_SECONDS per process: error and job-failure bursts, this
 machine's spool backlog, the catch-up of breaker changes and new error groups whose
-announcement was lost, digests of rate-limited deliveries, and the end of "worker
-absent". Web processes run :func:`after_health_check` from the health endpoint and the
+announcement was lost, digests of rate-limited deliveries, the end of "worker absent",
+and the repairs of ``alert_repairs`` (deliveries nothing drives, alerts nothing ends).
+Web processes run :func:`after_health_check` from the health endpoint and the
 dashboard: "worker absent" (which no worker can report, so it is delivered directly by
 the web process) and their own machine's spool backlog. Every condition fires once per
 episode (one firing event per kind and subject, decided by a unique index), however many
@@ -23,15 +24,23 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import DatabaseError, connection, transaction
+from django.db.models import Exists, OuterRef
 from django.db.models.functions import Now
 
 from controlplane.breakers.models import BreakerEvent
 from controlplane.errors import spool
-from controlplane.errors.models import ErrorGroup
-from controlplane.health.alert_sources import QUIET_SERVICE_PREFIX, breaker_alert, group_alert
+from controlplane.errors.models import ErrorGroup, ErrorRecord
+from controlplane.health.alert_repairs import stuck_deliveries, unreachable_alerts
+from controlplane.health.alert_sources import (
+    breaker_alert,
+    group_alert,
+    group_key,
+)
 from controlplane.health.alerts import Alert, raise_alert, resolve
-from controlplane.health.delivery import DELIVER_KIND, RATE_WINDOW
+from controlplane.health.bursts import error_bursts, job_failure_bursts
+from controlplane.health.delivery import RATE_WINDOW
 from controlplane.health.models import (
     AlertChannel,
     AlertDelivery,
@@ -83,6 +92,8 @@ def sweep() -> None:
         job_failure_bursts,
         workers_present,
         spool_backlog,
+        unreachable_alerts,
+        stuck_deliveries,
         digests,
         prune,
     ]
@@ -101,9 +112,10 @@ def env_channel_name(url: str) -> str:
     return f"env webhook {hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
-def bootstrap_env_channels() -> list[AlertChannel]:
+def bootstrap_env_channels(*, disable_unlisted: bool = True) -> list[AlertChannel]:
     """One signed webhook channel per ALERT_WEBHOOK_URLS entry (secret ALERT_WEBHOOK_SECRET);
-    env channels no longer listed are disabled, not deleted (their deliveries stay)."""
+    with ``disable_unlisted``, env channels no longer listed are disabled, not deleted (their
+    deliveries stay)."""
     channels = []
     for url in settings.ALERT_WEBHOOK_URLS:
         channel, _ = AlertChannel.objects.update_or_create(
@@ -117,9 +129,10 @@ def bootstrap_env_channels() -> list[AlertChannel]:
             },
         )
         channels.append(channel)
-    AlertChannel.objects.filter(source="env").exclude(pk__in=[c.pk for c in channels]).update(
-        enabled=False
-    )
+    if disable_unlisted:
+        AlertChannel.objects.filter(source="env").exclude(pk__in=[c.pk for c in channels]).update(
+            enabled=False
+        )
     return channels
 
 
@@ -130,8 +143,11 @@ def bootstrap_once() -> None:
 
 
 def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
+    """Create or enable the listed channels only: ``migrate`` run from a shell without
+    ALERT_WEBHOOK_URLS must not turn notifications off. Disabling the ones no longer
+    listed is the workers' (``bootstrap_once``), whose environment is the service's."""
     if using == "default":
-        bootstrap_env_channels()
+        bootstrap_env_channels(disable_unlisted=False)
 
 
 # --- lost announcements ------------------------------------------------------------------
@@ -139,7 +155,10 @@ def on_post_migrate(using: str = "default", **kwargs: Any) -> None:
 
 def catch_up_breakers() -> int:
     """Recent breaker changes of this service's breakers that have no alert yet, oldest
-    first (half-open is not news)."""
+    first (half-open is not news). Skipped as handled: a change older than one already
+    announced for its breaker (the insert's generation guard would refuse it anyway), and
+    a reopen while that breaker's "opened" still fires (the episode is announced; the
+    one-firing index suppressed it, so it never gets a key of its own)."""
     changes = list(
         BreakerEvent.objects.filter(created_at__gte=Now() - CATCH_UP, breaker__owner=None)
         .exclude(kind="transition", to_state="half_open")
@@ -148,9 +167,13 @@ def catch_up_breakers() -> int:
     )
     keys = {f"breaker:{c.breaker_id}:g{c.generation}" for c in changes}
     known = set(AlertEvent.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
+    pending = [c for c in changes if f"breaker:{c.breaker_id}:g{c.generation}" not in known]
+    announced = _announced_generations({c.breaker.name for c in pending})
     made = 0
-    for change in changes:
-        if f"breaker:{change.breaker_id}:g{change.generation}" in known:
+    for change in pending:
+        latest, firing_opened = announced.get((change.breaker.name, change.breaker_id), (-1, False))
+        reopen = change.kind == "transition" and change.to_state == "open" and firing_opened
+        if change.generation < latest or reopen:
             continue
         breaker_alert(
             name=change.breaker.name,
@@ -166,17 +189,42 @@ def catch_up_breakers() -> int:
     return made
 
 
+def _announced_generations(names: set[str]) -> dict[tuple[str, int], tuple[int, bool]]:
+    """Per (breaker name, breaker id): the newest generation announced, and whether its
+    "opened" fires now (one query on the (subject, kind) index)."""
+    if not names:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT subject, (details ->> 'breaker_id')::bigint,
+                   max((details ->> 'generation')::bigint),
+                   bool_or(kind = 'breaker.opened' AND status = 'firing')
+            FROM health_alertevent
+            WHERE subject = ANY(%(names)s) AND kind LIKE 'breaker.%%'
+              AND details ? 'breaker_id' AND details ? 'generation'
+            GROUP BY 1, 2
+            """,
+            {"names": list(names)},
+        )
+        return {(name, pk): (latest, firing) for name, pk, latest, firing in cursor.fetchall()}
+
+
 def catch_up_groups() -> int:
+    """Recent new groups of this service's own errors (a group made by a client's report
+    is not announced) whose announcement was lost."""
+    own = ErrorRecord.objects.filter(fingerprint=OuterRef("fingerprint"), reported=False)
     groups = list(
         ErrorGroup.objects.filter(
             last_seen__gte=Now() - CATCH_UP, first_seen__gte=Now() - CATCH_UP
-        )[:500]
+        ).filter(Exists(own))[:500]
     )
-    keys = {f"error.new_group:{g.fingerprint}:{g.first_seen.isoformat()}": g for g in groups}
+    keys = {group_key(g.pk): g for g in groups}
     known = set(AlertEvent.objects.filter(dedup_key__in=keys).values_list("dedup_key", flat=True))
     for key, group in keys.items():
         if key not in known:
             group_alert(
+                group_id=group.pk,
                 fingerprint=group.fingerprint,
                 code=group.code,
                 service=group.service,
@@ -186,79 +234,29 @@ def catch_up_groups() -> int:
     return len(keys) - len(known)
 
 
-# --- bursts ------------------------------------------------------------------------------
-
-_ERROR_BURSTS = """
-SELECT fingerprint, min(code), min(service), count(*) FROM errors_errorrecord
-WHERE created_at >= now() - make_interval(secs => %(window)s)
-  AND NOT starts_with(service, %(quiet)s)
-GROUP BY fingerprint HAVING count(*) >= %(count)s
-ORDER BY count(*) DESC LIMIT 100
-"""
-_JOB_FAILURE_BURSTS = """
-SELECT kind, count(*) FROM jobs_job
-WHERE finished_at >= now() - make_interval(secs => %(window)s)
-  AND status IN ('failed', 'timed_out') AND kind <> %(quiet)s
-GROUP BY kind HAVING count(*) >= %(count)s
-ORDER BY count(*) DESC LIMIT 100
-"""
-
-
-def _end_other_episodes(kind: str, current: set[str]) -> None:
-    """A burst ends quietly once its subject is under the threshold again."""
-    ended = AlertEvent.objects.firing().filter(kind=kind).exclude(subject__in=current)
-    for subject in ended.values_list("subject", flat=True):
-        resolve(subject, [kind])
-
-
-def error_bursts() -> set[str]:
-    window, count = settings.ALERT_BURST_WINDOW_SECONDS, settings.ALERT_ERROR_BURST_COUNT
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ERROR_BURSTS, {"window": window, "count": count, "quiet": QUIET_SERVICE_PREFIX}
-        )
-        rows = cursor.fetchall()
-    for fingerprint, code, service, seen in rows:
-        raise_alert(
-            Alert(
-                AlertKind.ERROR_BURST,
-                fingerprint,
-                f"{seen} {code} errors in {window} s" + (f" in {service}" if service else ""),
-                {"fingerprint": fingerprint, "code": code, "service": service, "count": seen},
-            )
-        )
-    current = {row[0] for row in rows}
-    _end_other_episodes(AlertKind.ERROR_BURST, current)
-    return current
-
-
-def job_failure_bursts() -> set[str]:
-    window, count = settings.ALERT_BURST_WINDOW_SECONDS, settings.ALERT_JOB_FAILURE_BURST_COUNT
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _JOB_FAILURE_BURSTS, {"window": window, "count": count, "quiet": DELIVER_KIND}
-        )
-        rows = cursor.fetchall()
-    for kind, failed in rows:
-        raise_alert(
-            Alert(
-                AlertKind.JOB_FAILURE_BURST,
-                kind,
-                f"{failed} {kind} jobs failed or timed out in {window} s",
-                {"job_kind": kind, "count": failed},
-            )
-        )
-    current = {row[0] for row in rows}
-    _end_other_episodes(AlertKind.JOB_FAILURE_BURST, current)
-    return current
-
-
 # --- workers and the spool ---------------------------------------------------------------
+
+
+# When the web side first saw no worker (database clock, epoch seconds), in the shared
+# "cluster" cache (a database table): every web process measures the same absence.
+ABSENT_SINCE_KEY = "alerts:workers-absent-since"
 
 
 def workers_present() -> None:
     """Run by a worker: workers are back, the absence ends."""
+    caches["cluster"].delete(ABSENT_SINCE_KEY)
     resolve(WORKERS_SUBJECT, [AlertKind.WORKER_ABSENT])
+
+
+def _absent_for() -> float:
+    """Seconds since the web side first saw no worker (0 the first time)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM now())::float8")
+        now = cursor.fetchone()[0]
+    cache = caches["cluster"]
+    cache.add(ABSENT_SINCE_KEY, now, timeout=None)  # the first to see it; the others keep it
+    since = cache.get(ABSENT_SINCE_KEY, now)
+    return max(0.0, now - float(since))
 
 
 def spool_backlog() -> None:
@@ -275,6 +273,10 @@ def spool_backlog() -> None:
                 {"host": host, "backlog_bytes": waiting},
             )
         )
+        # Still true: a backlog its host stops confirming ends (alert_repairs).
+        AlertEvent.objects.firing().filter(kind=AlertKind.SPOOL_BACKLOG, subject=host).update(
+            confirmed_at=Now()
+        )
     else:
         resolve(host, [AlertKind.SPOOL_BACKLOG])
 
@@ -283,14 +285,19 @@ def after_health_check(report: dict[str, Any]) -> None:
     """Web side, from the health endpoint and the dashboard (at most once per
     ALERT_SWEEP_SECONDS per process): no worker cluster is running -> "worker absent",
     delivered directly from here since no worker would run a delivery job; and this
-    machine's spool backlog. Never raises: the health answer does not depend on it."""
+    machine's spool backlog. Never raises: the health answer does not depend on it.
+    "Worker absent" fires once no worker has been seen for ALERT_WORKER_ABSENT_SECONDS."""
     checks = report.get("checks", {})
     if checks.get("database", {}).get("status") != "healthy":
         return  # nothing can be recorded; the health answer says why
     if not _due("web", settings.ALERT_SWEEP_SECONDS):
         return
     try:
-        if checks.get("workers", {}).get("clusters") == 0:
+        clusters = checks.get("workers", {}).get("clusters")
+        if clusters:
+            caches["cluster"].delete(ABSENT_SINCE_KEY)
+        # A deploy restarts the workers: only an absence that lasts is news.
+        if clusters == 0 and _absent_for() >= settings.ALERT_WORKER_ABSENT_SECONDS:
             raise_alert(
                 Alert(
                     AlertKind.WORKER_ABSENT,

@@ -164,8 +164,13 @@ def send(channel: AlertChannel, event: AlertEvent) -> Outcome:
             timeout=settings.ALERT_HTTP_TIMEOUT,
             follow_redirects=False,
         )
+    except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+        # The target itself is wrong: no retry will make it right.
+        return Outcome("refused", None, f"{type(exc).__name__}: {exc}"[:1000])
     except httpx.HTTPError as exc:
         return Outcome("retry", None, f"{type(exc).__name__}: {exc}"[:1000])
+    except Exception as exc:  # the request could not even be built (a malformed target)
+        return Outcome("refused", None, f"{type(exc).__name__}: {exc}"[:1000])
     code = response.status_code
     if 200 <= code < 300:
         return Outcome("sent", code)
@@ -178,8 +183,12 @@ def _send_email(channel: AlertChannel, event: AlertEvent) -> Outcome:
     body = f"{event.summary}\n\n{json.dumps(message(event), indent=2, default=str)}\n"
     try:
         send_mail(headline(event)[:200], body, None, recipients)
+    except smtplib.SMTPRecipientsRefused as exc:  # every address refused: the target is wrong
+        return Outcome("refused", None, f"{type(exc).__name__}: {exc}"[:1000])
     except (smtplib.SMTPException, OSError) as exc:
         return Outcome("retry", None, f"{type(exc).__name__}: {exc}"[:1000])
+    except Exception as exc:  # a message that cannot be built (a bad header)
+        return Outcome("refused", None, f"{type(exc).__name__}: {exc}"[:1000])
     return Outcome("sent")
 
 
@@ -214,12 +223,16 @@ def deliver_with_retries(deliveries: list[int]) -> None:
     )
     try:
         for delivery_id in deliveries:
-            for number in range(1, policy.max_attempts + 1):
-                outcome = attempt(delivery_id, final=number == policy.max_attempts)
-                if outcome.result != "retry":
-                    break
-                time.sleep(policy.backoff(number))
-    except Exception:
-        logger.exception("direct alert delivery failed")
+            # One delivery that breaks (its channel, the database) does not stop the others;
+            # one left open is the sweep's to re-drive (alert_repairs).
+            try:
+                for number in range(1, policy.max_attempts + 1):
+                    outcome = attempt(delivery_id, final=number == policy.max_attempts)
+                    if outcome.result != "retry":
+                        break
+                    time.sleep(policy.backoff(number))
+            except Exception:
+                logger.exception("direct alert delivery %s failed", delivery_id)
+                connection.close()  # a broken connection is not handed to the next one
     finally:
         connection.close()

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import models
 from django.db.models.functions import Now
 
@@ -95,6 +97,23 @@ class AlertChannel(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
 
+    def clean(self) -> None:
+        """A webhook or Slack target is an http(s) URL; an email target, addresses."""
+        if self.kind == self.EMAIL:
+            addresses = [a.strip() for a in self.target.split(",") if a.strip()]
+            if not addresses:
+                raise ValidationError({"target": "At least one email address."})
+            for address in addresses:
+                try:
+                    validate_email(address)
+                except ValidationError:
+                    raise ValidationError({"target": f"Not an address: {address!r}."}) from None
+        else:
+            try:
+                URLValidator(schemes=["http", "https"])(self.target.strip())
+            except ValidationError:
+                raise ValidationError({"target": "An http:// or https:// URL."}) from None
+
     def wants(self, kind: str) -> bool:
         return self.enabled and (not self.events or kind in self.events)
 
@@ -116,6 +135,9 @@ class AlertEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(db_default=Now())
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # Last seen still true, for a condition whose reporter can vanish (a host's spool
+    # backlog): not re-confirmed for a while, it ends (controlplane.health.alert_repairs).
+    confirmed_at = models.DateTimeField(null=True, blank=True)
 
     objects = AlertEventQuerySet.as_manager()
 
@@ -124,6 +146,8 @@ class AlertEvent(models.Model):
         indexes = [
             models.Index(fields=["-created_at"], name="alertevent_created"),
             models.Index(fields=["kind", "-created_at"], name="alertevent_kind_created"),
+            # A subject's events: the breaker generation guard, the sweep's catch-up.
+            models.Index(fields=["subject", "kind"], name="alertevent_subject_kind"),
         ]
         constraints = [
             # One episode at a time per condition and subject: a second process that sees
@@ -179,6 +203,11 @@ class AlertDelivery(models.Model):
                 fields=["channel"],
                 name="alertdelivery_held",
                 condition=models.Q(status="rate_limited"),
+            ),
+            models.Index(  # the sweep's look for deliveries nothing drives any more
+                fields=["updated_at"],
+                name="alertdelivery_open",
+                condition=models.Q(status__in=["pending", "retrying"]),
             ),
         ]
         constraints = [

@@ -30,7 +30,7 @@ def test_it_delivers_one_signed_webhook_when_a_breaker_opens_and_one_when_it_clo
     fresh_name: str, clean_alerts: None, start_worker: Any, receiver: Any
 ) -> None:
     url, script = receiver(200)
-    webhook(url)
+    webhook(url, events=["breaker.opened", "breaker.closed"])  # nothing a sweep finds elsewhere
     start_worker(**ALERT_WORKER)
     upstream = breaker(fresh_name, failure_threshold=5, cooldown_seconds=60)
 
@@ -50,7 +50,7 @@ def test_it_delivers_one_signed_webhook_when_a_breaker_opens_and_one_when_it_clo
     closed = json.loads(script.seen[1].body)
     assert signed(script.seen[1])
     assert (closed["kind"], closed["subject"]) == ("breaker.closed", fresh_name)
-    assert AlertEvent.objects.get(kind="breaker.opened").status == "resolved"
+    assert AlertEvent.objects.get(kind="breaker.opened", subject=fresh_name).status == "resolved"
 
     time.sleep(1.0)  # the worker sweeps every 0.2 s meanwhile: nothing more may arrive
     assert len(script.seen) == 2

@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from controlplane.health.models import AlertEvent
 from controlplane.health.probes import probe_all
 
 
-def events() -> list[tuple[str, str]]:
-    return list(AlertEvent.objects.order_by("id").values_list("kind", "status"))
-
-
 def test_it_fires_when_a_provider_goes_unhealthy_and_tells_when_it_recovers(
     db: Any, settings: Any, receiver: Any
 ) -> None:
     url, script = receiver(503, 503, 200)
-    settings.PROVIDERS = {"ocr": {"mode": "real", "base_url": url, "health_path": "/health"}}
+    provider = f"ocr-{uuid.uuid4().hex[:8]}"  # events of other tests' providers stay apart
+    settings.PROVIDERS = {provider: {"mode": "real", "base_url": url, "health_path": "/health"}}
+
+    def events() -> list[tuple[str, str]]:
+        mine = AlertEvent.objects.filter(subject=provider).order_by("id")
+        return list(mine.values_list("kind", "status"))
 
     probe_all()
     probe_all()  # still unhealthy: the same episode
     assert events() == [("provider.unhealthy", "firing")]
-    assert "HTTP 503" in AlertEvent.objects.get().summary
+    assert "HTTP 503" in AlertEvent.objects.get(subject=provider).summary
 
     probe_all()
     probe_all()  # healthy again: told once

@@ -32,7 +32,7 @@ def test_it_delivers_on_the_third_try_and_the_admin_shows_the_attempts(
     clean_alerts: None, start_worker: Any, receiver: Any, ops_user: Any, client: Any
 ) -> None:
     url, script = receiver(500, 503, 200)
-    webhook(url, name="flaky receiver")
+    webhook(url, name="flaky receiver", events=["provider.unhealthy"])
     start_worker(**ALERT_WORKER)
 
     raised = raise_alert(Alert("provider.unhealthy", "llamaparse", "Provider llamaparse is down"))
@@ -43,7 +43,9 @@ def test_it_delivers_on_the_third_try_and_the_admin_shows_the_attempts(
     assert delivery.response_codes == [500, 503, 200]
     assert len(script.seen) == 3 and all(signed(seen) for seen in script.seen)
     assert {json.loads(seen.body)["id"] for seen in script.seen} == {raised.event_id}
-    job = wait_status(Job.objects.get(kind="notifications.deliver").pk, {"succeeded"})
+    job = wait_status(
+        Job.objects.get(idempotency_key=f"alert-delivery-{delivery_id}").pk, {"succeeded"}
+    )
     assert job.attempts == 3
 
     client.force_login(ops_user)
@@ -57,7 +59,7 @@ def test_it_gives_up_at_once_on_a_refusal(
     clean_alerts: None, start_worker: Any, receiver: Any
 ) -> None:
     url, script = receiver(404)
-    webhook(url)
+    webhook(url, events=["worker.absent"])
     start_worker(**ALERT_WORKER)
 
     (delivery_id,) = raise_alert(Alert("worker.absent", "workers", "no worker")).deliveries
@@ -66,5 +68,7 @@ def test_it_gives_up_at_once_on_a_refusal(
     assert (delivery.status, delivery.attempts, delivery.response_codes) == ("failed", 1, [404])
     assert "HTTP 404" in delivery.last_error
     assert len(script.seen) == 1
-    job = wait_status(Job.objects.get(kind="notifications.deliver").pk, {"failed"})
+    job = wait_status(
+        Job.objects.get(idempotency_key=f"alert-delivery-{delivery_id}").pk, {"failed"}
+    )
     assert (job.attempts, job.error_code) == (1, "ALERT_DELIVERY_REFUSED")

@@ -139,12 +139,14 @@ class Migration(migrations.Migration):
                     models.DateTimeField(db_default=django.db.models.functions.datetime.Now()),
                 ),
                 ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("confirmed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
                 "ordering": ["-created_at", "-id"],
                 "indexes": [
                     models.Index(fields=["-created_at"], name="alertevent_created"),
                     models.Index(fields=["kind", "-created_at"], name="alertevent_kind_created"),
+                    models.Index(fields=["subject", "kind"], name="alertevent_subject_kind"),
                 ],
                 "constraints": [
                     models.UniqueConstraint(
@@ -240,6 +242,11 @@ class Migration(migrations.Migration):
                         condition=models.Q(("status", "rate_limited")),
                         fields=["channel"],
                         name="alertdelivery_held",
+                    ),
+                    models.Index(
+                        condition=models.Q(("status__in", ["pending", "retrying"])),
+                        fields=["updated_at"],
+                        name="alertdelivery_open",
                     ),
                 ],
                 "constraints": [
