@@ -38,7 +38,7 @@ prometheus:
 	@test -x /usr/bin/promtool || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 			echo "Installing Debian's prometheus (promtool) for the metrics tests..."; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 		else \
 			echo "Note: /usr/bin/promtool is missing; the metrics and alert-rule tests will fail (apt-get install prometheus)."; \
 		fi; }
