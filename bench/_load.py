@@ -1,4 +1,9 @@
-"""Load driver: THREADS keep-alive connections for SECONDS against one URL; prints JSON."""
+"""Load driver: THREADS keep-alive connections for SECONDS against one URL; prints JSON.
+
+    _load.py URL SECONDS THREADS TOKEN|- [BODY.json]
+
+GETs the URL, or POSTs the JSON file's content when one is given; any 2xx counts as ok.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import json
 import sys
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 
@@ -14,6 +20,10 @@ def main() -> None:
     url, seconds, threads, token = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     parts = urlsplit(url)
     headers = {"Authorization": f"Token {token}"} if token != "-" else {}  # noqa: S105
+    body = Path(sys.argv[5]).read_bytes() if len(sys.argv) > 5 else None
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    method = "GET" if body is None else "POST"
     counts = {"ok": 0, "bad": 0}
     latencies: list[float] = []
     lock = threading.Lock()
@@ -25,11 +35,11 @@ def main() -> None:
         mine = []
         while time.monotonic() < end:
             started = time.perf_counter()
-            conn.request("GET", parts.path, headers=headers)
+            conn.request(method, parts.path, body=body, headers=headers)
             response = conn.getresponse()
             response.read()
             mine.append(time.perf_counter() - started)
-            if response.status == 200:
+            if 200 <= response.status < 300:
                 ok += 1
             else:
                 bad += 1

@@ -10,8 +10,17 @@ set-based INSERT, then measures, server-side through Django's test client:
   (d) ErrorRecord write latency through the DRF exception handler;
   (e) an anonymous flood (--flood requests, each with 40 headers of 8 KB random text):
       how much the error tables grow per request, full and compact records, latency;
-  (f) the bytes a spooled compact record takes.
-Prints one JSON object.
+  (f) the bytes a spooled compact record takes;
+  (g) error ingest: POST /api/v1/errors/ (one client, the same report each time, so one
+      group takes every bump) under gunicorn (2 workers), driven from a second process,
+      against a bare view on the same server that parses the JSON and answers 201; once
+      with the default settings (a client's reports past 60 a minute are stored compact)
+      and once with every report a full record; reports/s per core divides by the
+      machine's cores, which the load driver shares;
+  (h) the write path of one report, in-process: scrub (build_row: scrubbing, bounds,
+      fingerprint), the record's INSERT alone, the real statement (INSERT and group
+      bump in one), and the group bump as the difference of the two p50s.
+Prints one JSON object. (a)-(e), (g) and (h) are load-sensitive: 2 cores, shared.
 """
 
 from __future__ import annotations
@@ -19,13 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import setup_bench_database, timed
+from _http import drive, gunicorn
 
 LOAD_SQL = """
 INSERT INTO errors_errorrecord (
@@ -110,6 +123,112 @@ def spooled_compact_bytes() -> int:
     return len(spool.line(bounds.compact(build_row(NotFoundError()))))
 
 
+REPORT = {
+    "code": "PARSER_TIMEOUT",
+    "message": "parser did not answer within 30 s (token=abc123 must be scrubbed)",
+    "user_message": "The document could not be parsed in time.",
+    "service": "bench-ingest",
+    "context": {"document": "invoice-17.pdf", "attempt": 2, "api_key": "sk-not-stored"},
+}
+
+
+def ingest_http(seconds: float, threads: int) -> dict:
+    """(g): POST /api/v1/errors/ against the bare view, same gunicorn server."""
+    from django.contrib.auth.models import Group, User
+    from rest_framework.authtoken.models import Token
+
+    from controlplane.errors.models import ErrorRecord
+    from controlplane.lib.permissions import sync_groups
+
+    sync_groups()
+    user, _ = User.objects.get_or_create(username="bench-reporter")
+    user.groups.add(Group.objects.get(name="clients"))
+    token, _ = Token.objects.get_or_create(user=user)
+    body = Path(tempfile.mkdtemp()) / "report.json"
+    body.write_text(json.dumps(REPORT))
+    cores = os.cpu_count() or 1
+
+    def run(**env: str) -> dict:
+        with gunicorn(**env) as base:
+            bare = drive(f"{base}/bench/bare-report/", seconds, threads, "-", body)
+            first = ErrorRecord.objects.order_by("-id").values_list("id", flat=True).first()
+            ingest = drive(f"{base}/api/v1/errors/", seconds, threads, token.key, body)
+            made = ErrorRecord.objects.filter(id__gt=first or 0, service=REPORT["service"])
+            full, compact = made.filter(compact=False).count(), made.filter(compact=True).count()
+        return {
+            "bare_view": bare,
+            "ingest_endpoint": ingest,
+            "reports_per_second_per_core": round(ingest["requests_per_second"] / cores, 1),
+            "ingest_vs_bare": round(ingest["requests_per_second"] / bare["requests_per_second"], 3),
+            "records_made": {"full": full, "compact": compact},
+        }
+
+    return {
+        "seconds": seconds,
+        "client_threads": threads,
+        "cores": cores,
+        # As configured: past ERROR_CLIENT_FULL_RECORDS_PER_MINUTE (per worker process) a
+        # client's reports are stored compact (controlplane.errors.bounds).
+        "default_settings": run(),
+        # Every report a full record: the write path without that bound's help.
+        "all_full_records": run(ERROR_CLIENT_FULL_RECORDS_PER_MINUTE="100000000"),
+    }
+
+
+def write_split(runs: int) -> dict:
+    """(h): where one report's write time goes."""
+    from django.contrib.auth.models import User
+    from psycopg.types.json import Jsonb
+
+    from controlplane.errors import store
+    from controlplane.errors.exceptions import UserFacingError
+    from controlplane.errors.recording import build_row
+
+    reporter = User.objects.get(username="bench-reporter")
+
+    def error() -> UserFacingError:
+        made = UserFacingError(
+            REPORT["user_message"],
+            code=REPORT["code"],
+            technical_message=REPORT["message"],
+            context=REPORT["context"],
+            http_status=500,
+        )
+        made.error_type = "reported_error"
+        return made
+
+    def row() -> dict:
+        # Not as the client: build_row would count it against the client's full records.
+        made = build_row(error(), service=REPORT["service"], api_client="bench-reporter")
+        return {**made, "reported": True, "user_id": reporter.pk}
+
+    insert_only = (
+        f"INSERT INTO errors_errorrecord ({', '.join(store.COLUMNS)}, created_at) "  # noqa: S608
+        f"VALUES ({', '.join(f'%({c})s' for c in store.COLUMNS)}, now()) "
+        "ON CONFLICT (support_id) DO NOTHING"
+    )
+    writer = store.get_store()
+    rows = iter([row() for _ in range(2 * (runs + 5))])
+
+    def fresh() -> dict:
+        return {**next(rows), "support_id": str(uuid.uuid4())}
+
+    def insert() -> None:
+        params = fresh()
+        params["context"] = Jsonb(params["context"] or {})
+        writer.side.run(lambda cursor: cursor.execute(insert_only, params))
+
+    split = {
+        "scrub_build_row": timed(row, runs),
+        "insert_record_only": timed(insert, runs),
+        "insert_and_group_statement": timed(lambda: writer.write(fresh()), runs),
+    }
+    split["group_bump_p50_ms"] = round(
+        split["insert_and_group_statement"]["p50_ms"] - split["insert_record_only"]["p50_ms"], 3
+    )
+    return split
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -121,6 +240,8 @@ def main() -> None:
         help="the baseline scans the table; fewer runs keep the bench short",
     )
     parser.add_argument("--flood", type=int, default=200, help="anonymous flood requests")
+    parser.add_argument("--seconds", type=float, default=10.0, help="(g): load per endpoint")
+    parser.add_argument("--threads", type=int, default=8, help="(g): client connections")
     parser.add_argument("--database", default="controlplane_bench_errors")
     args = parser.parse_args()
 
@@ -211,6 +332,8 @@ def main() -> None:
             "e_anonymous_flood": flood(args.flood),
             "f_spooled_compact_record_bytes": spooled_compact_bytes(),
         }
+    results["g_ingest_http"] = ingest_http(args.seconds, args.threads)
+    results["h_write_split"] = write_split(args.runs)
     results["a_vs_b_speedup"] = round(
         results["b_baseline_default_admin_search"]["p50_ms"]
         / results["a_admin_search_full_uuid"]["p50_ms"],
@@ -223,6 +346,11 @@ def main() -> None:
         "d_p50_ms<=3": results["d_record_write_through_handler"]["p50_ms"] <= 3,
         "e_flood_under_2MB_per_200_requests": results["e_anonymous_flood"]["table_growth_bytes"]
         <= 2 * 1024 * 1024 * max(1, args.flood / 200),
+    }
+    ingest = results["g_ingest_http"]["all_full_records"]
+    results["targets_issue17"] = {
+        "g_full_records_per_second_per_core>=300": ingest["reports_per_second_per_core"] >= 300,
+        "g_full_records>=60%_of_bare": ingest["ingest_vs_bare"] >= 0.6,
     }
     print(json.dumps(results, indent=2))
 

@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _django import REPO, setup_bench_database, timed
+from _django import setup_bench_database, timed
+from _http import drive, gunicorn
 
 
 def percentiles(samples_ns: list[int]) -> dict[str, float]:
@@ -69,12 +67,6 @@ def wait_listening(service: object) -> None:
         time.sleep(0.01)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def http_throughput(seconds: float, threads: int, *, tracing: bool = True) -> dict:
     from django.contrib.auth.models import Group, User
     from rest_framework.authtoken.models import Token
@@ -86,70 +78,18 @@ def http_throughput(seconds: float, threads: int, *, tracing: bool = True) -> di
     user.groups.add(Group.objects.get(name="clients"))
     token, _ = Token.objects.get_or_create(user=user)
 
-    port = free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "bench._settings", "PYTHONPATH": str(REPO)}
-    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)  # ids made and stored, nothing exported
-    if not tracing:
-        env["OTEL_PYTHON_DJANGO_INSTRUMENT"] = "False"
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "controlplane.wsgi",
-            "-w",
-            "2",
-            "-b",
-            f"127.0.0.1:{port}",
-            "--log-level",
-            "warning",
-        ],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+    env = {} if tracing else {"OTEL_PYTHON_DJANGO_INSTRUMENT": "False"}
+    with gunicorn(**env) as base:
         import httpx
 
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/bench/bare/x/").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.2)
         # Warm both workers' caches and listeners.
         for _ in range(50):
             httpx.get(
                 f"{base}/api/v1/lookups/service-1/", headers={"Authorization": f"Token {token.key}"}
             )
         time.sleep(1.0)
-
-        def drive(url: str, auth: str) -> dict:
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    str(REPO / "bench" / "_load.py"),
-                    url,
-                    str(seconds),
-                    str(threads),
-                    auth,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            return json.loads(out.stdout)
-
-        bare = drive(f"{base}/bench/bare/service-1/", "-")
-        lookup = drive(f"{base}/api/v1/lookups/service-1/", token.key)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        bare = drive(f"{base}/bench/bare/service-1/", seconds, threads, "-")
+        lookup = drive(f"{base}/api/v1/lookups/service-1/", seconds, threads, token.key)
     return {
         "seconds": seconds,
         "client_threads": threads,
