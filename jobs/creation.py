@@ -4,8 +4,10 @@ One round trip whatever the number of jobs: the jobs go in as one JSON array, ea
 inserted with its JobEvent by a data-modifying CTE (so no job exists without its event),
 and a job whose Idempotency-Key its client already used is not inserted (``ON CONFLICT``
 on the per-client unique index) but read back in the same statement, as the first job.
-Every time in it is the statement's (``statement_timestamp()``, what ``Now()`` and the
-columns' defaults are): ``created_at``, ``deadline_at`` and ``db_now`` agree.
+Keyed jobs go in in key order, so two batches that share keys wait for them in the same
+order rather than deadlock. Every time in it is the statement's (``statement_timestamp()``,
+what ``Now()`` and the columns' defaults are): ``created_at``, ``deadline_at`` and
+``db_now`` agree.
 
 The columns are listed here, not derived from the model: a new NOT NULL column of
 ``jobs_job`` needs a ``db_default`` or a place in ``_INSERT`` (every create test fails
@@ -40,7 +42,7 @@ WITH item AS (
         statement_timestamp() + make_interval(secs => i.deadline_seconds), '', '', '',
         '', '', '', i.idempotency_key, i.micro_id,
         i.micro_uuid, i.traceparent, i.request_id, %(created_by)s::int, statement_timestamp()
-    FROM item i ORDER BY i.position
+    FROM item i ORDER BY i.idempotency_key, i.position
     ON CONFLICT (created_by_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), ev AS (
