@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models.functions import Now
+from django.db import transaction
 
 from controlplane.errors.exceptions import (
     ConflictError,
@@ -20,9 +20,9 @@ from controlplane.errors.exceptions import (
 )
 from controlplane.lib import correlation, tracing
 from controlplane.lib.permissions import in_groups
-from jobs import lifecycle, registry
+from jobs import creation, lifecycle, registry
 from jobs.maintenance import expire_past_deadline, time_out_overdue
-from jobs.models import Job, JobEvent
+from jobs.models import Job
 from jobs.queue import dispatch_on_commit
 from lookups.exceptions import InvalidSlugError
 from lookups.resolver import get_lookups
@@ -87,9 +87,75 @@ def create_job(
     the first job (or 409 if it was used for a different request). The job's deadline is
     set on the database clock, from the same statement time as its ``created_at``.
 
-    Once the job is committed this returns it as created, whatever the queue does: a
-    failed hand-off to django-q2 is left to maintenance (``jobs.queue``), never reported
-    as an error a client would retry into a second job."""
+    One statement writes the job and its event, or finds the key's first job
+    (``jobs.creation``). Once the job is committed this returns it as created, whatever
+    the queue does: a failed hand-off to django-q2 is left to maintenance
+    (``jobs.queue``), never reported as an error a client would retry into a second job."""
+    new = _new_job(
+        created_by=created_by,
+        kind=kind,
+        payload=payload,
+        micro_id=micro_id,
+        timeout_seconds=timeout_seconds,
+        deadline_seconds=deadline_seconds,
+        max_attempts=max_attempts,
+        idempotency_key=idempotency_key,
+    )
+    ((job, created),) = creation.insert_jobs(
+        [new], created_by_id=_owner_id(created_by), actor=_username(created_by)
+    )
+    if not created:
+        return _same_request(job, kind, payload), False
+    # Outside a transaction the statement has committed and this hands the job over now.
+    dispatch_on_commit(job.id, job.timeout_seconds)
+    return job, True
+
+
+def create_jobs(*, items: list[dict[str, Any]], created_by: Any = None) -> list[tuple[Job, bool]]:
+    """Create a batch of jobs, all or none, in one transaction; (job, created) for each item,
+    in order. Each item takes create_job's arguments; an item refused for any reason
+    refuses the batch, with the item's own error and ``metadata.item`` its index."""
+    news = []
+    for index, item in enumerate(items):
+        with _about_item(index):
+            news.append(_new_job(created_by=created_by, **item))
+    with transaction.atomic():
+        results = creation.insert_jobs(
+            news, created_by_id=_owner_id(created_by), actor=_username(created_by)
+        )
+        for index, ((job, created), item) in enumerate(zip(results, items, strict=True)):
+            if created:
+                dispatch_on_commit(job.id, job.timeout_seconds)
+            else:
+                with _about_item(index):  # rolls the whole batch back
+                    _same_request(job, item["kind"], item.get("payload", {}))
+    return results
+
+
+@contextmanager
+def _about_item(index: int) -> Iterator[None]:
+    """A batch item's error names the item: in its message and as ``metadata.item``."""
+    try:
+        yield
+    except UserFacingError as exc:
+        exc.user_message = f"Item {index}: {exc.user_message}"
+        exc.metadata["item"] = index
+        raise
+
+
+def _new_job(
+    *,
+    created_by: Any,
+    kind: str,
+    payload: dict[str, Any],
+    micro_id: str = "",
+    timeout_seconds: int | None = None,
+    deadline_seconds: int | None = None,
+    max_attempts: int | None = None,
+    idempotency_key: str | None = None,
+) -> creation.NewJob:
+    """A job as it will be stored, or the error that refuses it: the kind exists, the
+    creator may create it, its payload passes the kind's check, its limits are valid."""
     if registry.get_handler(kind) is None:
         raise ValidationError(
             f"Unknown job kind {kind!r}.",
@@ -104,67 +170,44 @@ def create_job(
         )
     registry.validate_payload(kind, payload)
     timeout_seconds, deadline_seconds = job_limits(timeout_seconds, deadline_seconds)
-    max_attempts = max_attempts or settings.JOB_MAX_ATTEMPTS
-    owner = created_by if getattr(created_by, "pk", None) else None
-    if idempotency_key:
-        existing = _by_key(owner, idempotency_key)
-        if existing is not None:
-            return _same_request(existing, kind, payload), False
-
-    micro_uuid, micro_note = None, ""
-    if micro_id:
-        try:
-            found = get_lookups().lookup(micro_id)
-        except InvalidSlugError:
-            raise
-        except UserFacingError as exc:  # not found / database trouble: go on slug-only
-            micro_note = (
-                f"micro_id {micro_id!r} unresolved ({exc.code}); continuing with the slug only"
-            )
-        else:
-            micro_uuid = found.uuid
-            if found.fallback_used:
-                micro_note = f"micro_id {micro_id!r} not resolved (lookup fallback); slug only"
-
-    job = Job(
+    micro_uuid, micro_note = _resolve_micro(micro_id)
+    return creation.NewJob(
         kind=kind,
         payload=payload,
-        created_by=created_by if getattr(created_by, "pk", None) else None,
         micro_id=micro_id,
         micro_uuid=micro_uuid,
         timeout_seconds=timeout_seconds,
         deadline_seconds=deadline_seconds,
-        deadline_at=Now() + timedelta(seconds=deadline_seconds),
-        max_attempts=max_attempts,
+        max_attempts=max_attempts or settings.JOB_MAX_ATTEMPTS,
         idempotency_key=idempotency_key or None,
-        dispatched_at=Now(),
         traceparent=tracing.carried_traceparent(f"create job {kind}"),
         request_id=correlation.request_id(),
+        message="created" + (f"; {micro_note}" if micro_note else ""),
     )
+
+
+def _resolve_micro(micro_id: str) -> tuple[uuid.UUID | None, str]:
+    """The micro-service's UUID, or None and why (the job goes on with the slug only)."""
+    if not micro_id:
+        return None, ""
     try:
-        with transaction.atomic():
-            job.save(force_insert=True)
-            JobEvent.objects.create(
-                job=job,
-                from_status="",
-                to_status="queued",
-                message="created" + (f"; {micro_note}" if micro_note else ""),
-                actor=created_by.get_username() if getattr(created_by, "pk", None) else "",
-            )
-            # Now: after the commit, only the hand-off to the queue runs.
-            job = Job.objects.with_clock().get(pk=job.pk)
-            dispatch_on_commit(job.id, timeout_seconds)
-    except IntegrityError:
-        existing = _by_key(owner, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return _same_request(existing, kind, payload), False  # a concurrent twin won
-    return job, True
+        found = get_lookups().lookup(micro_id)
+    except InvalidSlugError:
+        raise
+    except UserFacingError as exc:  # not found / database trouble: go on slug-only
+        return None, f"micro_id {micro_id!r} unresolved ({exc.code}); continuing with the slug only"
+    if found.fallback_used:
+        return None, f"micro_id {micro_id!r} not resolved (lookup fallback); slug only"
+    return found.uuid, ""
 
 
-def _by_key(owner: Any, key: str) -> Job | None:
+def _owner_id(user: Any) -> int | None:
     """Keys are per client (per creator); jobs created without a user share one namespace."""
-    return Job.objects.filter(created_by=owner, idempotency_key=key).first()
+    return getattr(user, "pk", None)
+
+
+def _username(user: Any) -> str:
+    return user.get_username() if getattr(user, "pk", None) else ""
 
 
 def _same_request(job: Job, kind: str, payload: dict[str, Any]) -> Job:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import datetime
@@ -129,6 +130,38 @@ class JobInput(StrictInput, serializers.Serializer):
     )
 
 
+class JobBatchItem(JobInput):
+    idempotency_key = serializers.CharField(
+        max_length=200,
+        required=False,
+        help_text="Like a single create's Idempotency-Key: a replayed batch returns the jobs "
+        "its keyed items created the first time.",
+    )
+
+
+class JobBatchInput(StrictInput, serializers.Serializer):
+    jobs = JobBatchItem(
+        many=True,
+        min_length=1,
+        max_length=settings.JOB_BATCH_MAX,
+        error_messages={"max_length": "At most {max_length} jobs per batch."},
+    )
+
+    def validate_jobs(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        first: dict[str, int] = {}
+        for index, item in enumerate(items):
+            key = item.get("idempotency_key")
+            if key is not None and first.setdefault(key, index) != index:
+                raise serializers.ValidationError(
+                    {index: {"idempotency_key": [f"Item {first[key]} has the same key."]}}
+                )
+        return items
+
+
+class JobBatchOutput(serializers.Serializer):
+    jobs = JobOutput(many=True)
+
+
 class JobFilters(StrictInput, serializers.Serializer):
     status = serializers.ChoiceField(choices=JobStatus.choices, required=False)
     kind = serializers.CharField(
@@ -149,6 +182,20 @@ def visible_jobs(user: Any) -> QuerySet[Job]:
 def _visible_or_404(user: Any, job_id: uuid.UUID) -> None:
     if not visible_jobs(user).filter(pk=job_id).exists():
         raise NotFoundError(f"No job {job_id}.", code="JOB_NOT_FOUND")
+
+
+def _refuse_oversize(request: Request) -> None:
+    """Refused before a byte of the body is read."""
+    limit = settings.JOB_MAX_PAYLOAD_BYTES
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > limit:
+        raise PayloadTooLargeError(
+            f"The request body is {length} bytes; jobs accept at most {limit}.",
+            metadata={"max_bytes": limit},
+        )
 
 
 def _job_response(job: Job, status_code: int = status.HTTP_200_OK) -> Response:
@@ -175,16 +222,7 @@ class JobListCreateView(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        limit = settings.JOB_MAX_PAYLOAD_BYTES
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            length = 0
-        if length > limit:  # refused before a byte of the body is read
-            raise PayloadTooLargeError(
-                f"The request body is {length} bytes; jobs accept at most {limit}.",
-                metadata={"max_bytes": limit},
-            )
+        _refuse_oversize(request)
         data = JobInput(data=request.data)
         data.is_valid(raise_exception=True)
         key = request.headers.get("Idempotency-Key", "").strip() or None
@@ -216,6 +254,57 @@ class JobListCreateView(APIView):
         return paginator.get_paginated_response(JobOutput(page, many=True).data)
 
 
+class JobBatchView(APIView):
+    permission_classes = [IsClient]
+
+    @extend_schema(
+        request=JobBatchInput,
+        responses={201: JobBatchOutput, 200: JobBatchOutput},
+        description=(
+            "Create up to JOB_BATCH_MAX jobs (default 100) in one transaction: all of them, "
+            "or none. Each item takes a single create's fields, plus an optional "
+            "`idempotency_key` (the Idempotency-Key header is refused here). An item refused "
+            "for any reason refuses the batch with that item's error, its index in "
+            "`metadata.item` (or, for a malformed item, under `metadata.fields.jobs`). "
+            "The answer lists the jobs in the items' order. 201: at least one job was "
+            "created; 200: every item replayed a key and the jobs are those created first. "
+            "The body counts against JOB_MAX_PAYLOAD_BYTES as a whole."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        _refuse_oversize(request)
+        if "Idempotency-Key" in request.headers:
+            raise InvalidRequestError(  # a client relying on it would create twice
+                "A batch takes an idempotency_key per item, not the Idempotency-Key header.",
+                metadata={"fields": {"Idempotency-Key": ["Send idempotency_key per item."]}},
+            )
+        data = JobBatchInput(data=request.data)
+        if not data.is_valid():
+            raise _batch_invalid(data.errors)
+        results = actions.create_jobs(items=data.validated_data["jobs"], created_by=request.user)
+        created = any(was_created for _, was_created in results)
+        return Response(
+            JobBatchOutput({"jobs": [job for job, _ in results]}).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+def _batch_invalid(errors: dict[str, Any]) -> InvalidRequestError:
+    """DRF lists an error per item ({} for a valid one): keyed by index here, and the first
+    bad item's index is ``metadata.item``."""
+    jobs = errors.get("jobs")
+    if isinstance(jobs, list) and all(isinstance(error, dict) for error in jobs):
+        errors = {**errors, "jobs": {index: error for index, error in enumerate(jobs) if error}}
+    fields = json.loads(json.dumps(errors))  # DRF's ErrorDetail and int keys, as plain JSON
+    indexes = [int(key) for key in fields.get("jobs", {}) if key.isdigit()]
+    metadata: dict[str, Any] = {"fields": fields}
+    message = "The request is invalid; see metadata.fields."
+    if indexes:
+        metadata["item"] = min(indexes)
+        message = f"Item {min(indexes)} is invalid; see metadata.fields."
+    return InvalidRequestError(message, metadata=metadata)
+
+
 class JobDetailView(APIView):
     permission_classes = [IsClient | IsSupport]
 
@@ -239,6 +328,7 @@ class JobCancelView(APIView):
 
 urlpatterns = [
     path("jobs/", JobListCreateView.as_view(), name="job-list"),
+    path("jobs/batch/", JobBatchView.as_view(), name="job-batch"),
     path("jobs/<uuid:job_id>/", JobDetailView.as_view(), name="job-detail"),
     path("jobs/<uuid:job_id>/cancel/", JobCancelView.as_view(), name="job-cancel"),
 ]

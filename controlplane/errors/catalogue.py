@@ -38,6 +38,8 @@ WHERE = ("response", "job", "item", "reason")
 AUTHENTICATED = "AUTH /api/v1/*"  # every operation that requires a token
 BODY = "BODY /api/v1/*"  # every operation that reads a JSON body
 EVERY = "* /api/v1/*"
+# A single create and a batch (whose items answer with a single create's codes).
+JOB_CREATE = ("POST /api/v1/jobs/", "POST /api/v1/jobs/batch/")
 
 
 @dataclass(frozen=True)
@@ -185,33 +187,33 @@ CATALOGUE: tuple[ErrorCode, ...] = (
               "waits until the first one reopens.", where=("job",)),
     ErrorCode("UNKNOWN_PROVIDER", 422, "validation_error", False, "fix_request",
               "payload names neither a configured provider nor a group.",
-              ("POST /api/v1/jobs/",)),
+              JOB_CREATE),
     ErrorCode("UNKNOWN_PROVIDER_GROUP", 422, "validation_error", False, "fix_request",
-              "payload.group names no configured provider group.", ("POST /api/v1/jobs/",)),
+              "payload.group names no configured provider group.", JOB_CREATE),
     ErrorCode("PROVIDER_AND_GROUP_CONFLICT", 422, "validation_error", False, "fix_request",
-              "payload gives both provider and group; send one.", ("POST /api/v1/jobs/",)),
+              "payload gives both provider and group; send one.", JOB_CREATE),
     ErrorCode("INVALID_PATH", 422, "validation_error", False, "fix_request",
-              "payload.path is not a plain absolute path.", ("POST /api/v1/jobs/",)),
+              "payload.path is not a plain absolute path.", JOB_CREATE),
     ErrorCode("INVALID_METHOD", 422, "validation_error", False, "fix_request",
-              "payload.method is not an HTTP method.", ("POST /api/v1/jobs/",)),
+              "payload.method is not an HTTP method.", JOB_CREATE),
     ErrorCode("PROVIDER_CALL_FORBIDDEN", 403, "permission_error", False, "request_access",
               "The provider's client_calls do not allow this method and path.",
-              ("POST /api/v1/jobs/",)),
+              JOB_CREATE),
     # --- jobs --------------------------------------------------------------------------
     ErrorCode("UNKNOWN_JOB_KIND", 422, "validation_error", False, "fix_request",
-              "No job kind with this name.", ("POST /api/v1/jobs/",), ("response", "job")),
+              "No job kind with this name.", JOB_CREATE, ("response", "job")),
     ErrorCode("JOB_KIND_FORBIDDEN", 403, "permission_error", False, "request_access",
-              "This kind is for another group (e.g. ops).", ("POST /api/v1/jobs/",)),
+              "This kind is for another group (e.g. ops).", JOB_CREATE),
     ErrorCode("INVALID_TIMEOUT", 422, "validation_error", False, "fix_request",
-              "timeout_seconds is out of range.", ("POST /api/v1/jobs/",)),
+              "timeout_seconds is out of range.", JOB_CREATE),
     ErrorCode("INVALID_DEADLINE", 422, "validation_error", False, "fix_request",
               "deadline_seconds is outside 1..JOB_MAX_DEADLINE_SECONDS, or below "
-              "timeout_seconds.", ("POST /api/v1/jobs/",)),
+              "timeout_seconds.", JOB_CREATE),
     ErrorCode("INVALID_IDEMPOTENCY_KEY", 400, "invalid_request", False, "fix_request",
               "The Idempotency-Key header is empty or over 200 characters.",
               ("POST /api/v1/jobs/",)),
     ErrorCode("IDEMPOTENCY_KEY_REUSED", 409, "conflict", False, "fix_request",
-              "The Idempotency-Key was used for a different request.", ("POST /api/v1/jobs/",)),
+              "The Idempotency-Key was used for a different request.", JOB_CREATE),
     ErrorCode("JOB_NOT_FOUND", 404, "not_found", False, "fix_request",
               "No job with this id (or not yours).",
               ("GET /api/v1/jobs/{job_id}/", "POST /api/v1/jobs/{job_id}/cancel/")),
@@ -243,7 +245,7 @@ CATALOGUE: tuple[ErrorCode, ...] = (
     # --- lookups -----------------------------------------------------------------------
     ErrorCode("INVALID_SLUG", 400, "invalid_request", False, "abort",
               "Not a valid slug: 1-100 lowercase letters, digits and single hyphens.",
-              ("GET /api/v1/lookups/{slug}/", "POST /api/v1/jobs/"), ("response", "item")),
+              ("GET /api/v1/lookups/{slug}/", *JOB_CREATE), ("response", "item")),
     ErrorCode("MICRO_SERVICE_NOT_FOUND", 404, "not_found", False, "fallback",
               "No active micro-service with this slug; the caller may go on with the slug.",
               ("GET /api/v1/lookups/{slug}/", "* /api/v1/micro-services/{slug}/"),
