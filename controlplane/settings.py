@@ -229,7 +229,7 @@ Q_CLUSTER = {
     # Must exceed timeout, or django-q2 redelivers tasks that are still running.
     "retry": env_int("Q_RETRY", 960, minimum=2),
     "max_attempts": env_int("Q_MAX_ATTEMPTS", 1, minimum=1),
-    "poll": 0.2,
+    "poll": env_float("Q_POLL", 0.2, minimum=0.01),  # a NOTIFY wakes it sooner (jobs.wakeups)
     "catch_up": False,
     # The Job table is the record of every job; storing django-q2's own success rows
     # made its monitor fall behind under load, which stalled worker recycling for ~20 s.

@@ -42,6 +42,7 @@ class JobsConfig(AppConfig):
         from django_q.signals import post_spawn
 
         from jobs import kinds  # noqa: F401 -- registers the built-in kinds
+        from jobs.wakeups import listen_for_interrupts
 
         post_migrate.connect(ensure_schedules, sender=self, dispatch_uid="jobs.schedules")
         pre_delete.connect(
@@ -50,3 +51,4 @@ class JobsConfig(AppConfig):
             dispatch_uid="jobs.release_idempotency_keys",
         )
         post_spawn.connect(_ignore_group_sigterm, dispatch_uid="jobs.worker_sigterm")
+        post_spawn.connect(listen_for_interrupts, dispatch_uid="jobs.listen_for_interrupts")

@@ -10,6 +10,11 @@ The sentinel saves the cluster's status (what ``qinfo`` and the health check's
 "workers" read) twice a second and never re-checks its connection: after a
 restart every save failed, and the cluster looked dead. A failed save now drops
 the connection, so the next one reconnects.
+
+An empty queue no longer means a blind sleep of the poll interval: the pusher waits on the
+wake-up a NOTIFY sets (``jobs.wakeups``), at most Q_POLL seconds, so a new task starts at
+once and polling stays the safety net. Which pusher takes a task is still django-q2's
+conditional UPDATE of the row's lock.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ import logging
 from typing import Any
 
 from django.db import connections
+from django.utils import timezone
 from django_q.brokers.orm import ORM
 from django_q.conf import Conf
 
 from controlplane.lib import dbgate
+from jobs import wakeups
 from jobs.lifecycle import DATABASE_AWAY
 
 logger = logging.getLogger("controlplane.jobs")
@@ -36,10 +43,34 @@ class ResilientORM(ORM):
             raise  # Stat.save logs it; the next save reconnects
 
     def dequeue(self) -> Any:
+        wakeup = wakeups.dispatch_wakeup()
+        # Cleared before the query: a task committed after the query looked still wakes the
+        # wait below (its NOTIFY comes after its commit).
+        wakeup.clear()
         try:
-            return super().dequeue()
+            tasks = self._take_ready()
         except DATABASE_AWAY as exc:
             logger.warning("job queue unreachable (%s); polling again", type(exc).__name__)
             connections[Conf.ORM].close()
             dbgate.wait_before_retry(Conf.POLL, most=1.0)
             return []
+        if tasks:
+            return tasks
+        wakeup.wait(Conf.POLL)  # django-q2 sleeps Conf.POLL here; a NOTIFY ends this early
+        return []
+
+    def _take_ready(self) -> list[tuple[int, str]]:
+        """django-q2's ORM.dequeue without its sleep: each ready task is taken by moving its
+        lock forward from the value read, so of several pushers exactly one takes it."""
+        tasks = self.get_connection().filter(key=self.list_key, lock__lt=timezone.now())[
+            0 : Conf.BULK
+        ]
+        taken = []
+        for task in tasks:
+            if (
+                self.get_connection()
+                .filter(id=task.id, lock=task.lock)
+                .update(lock=self.timeout(task))
+            ):
+                taken.append((task.pk, task.payload))
+        return taken

@@ -65,6 +65,8 @@ class JobContext:
     )
     database_away: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Set when a NOTIFY says the job's cancel (or shutdown) was requested (jobs.wakeups).
+    interrupted: threading.Event = field(default_factory=threading.Event)
     _flags: dict[str, bool] = field(default_factory=dict)
     _progress: tuple[int | None, str | None] = (None, None)
 
@@ -109,9 +111,19 @@ class JobContext:
         """Report progress (0-100); written with the next heartbeat or checkpoint."""
         self._progress = (max(0, min(100, int(percent))), message[:500] if message else None)
 
+    def interrupt(self) -> None:
+        """Something was requested for this job: the next checkpoint asks the database now
+        (the flags it reads there, not this hint, decide whether the handler stops)."""
+        self.interrupted.set()
+
     def checkpoint(self) -> None:
         """Stop here if the job was cancelled, ran past its timeout, or the worker is stopping."""
-        if time.monotonic() - self.last_poll >= settings.JOB_CHECKPOINT_POLL_SECONDS:
+        if (
+            self.interrupted.is_set()
+            or time.monotonic() - self.last_poll >= settings.JOB_CHECKPOINT_POLL_SECONDS
+        ):
+            # Cleared before asking: a request committed after this read interrupts again.
+            self.interrupted.clear()
             self._beat()
         if self.lease_lapsing(lease_margin()):
             raise DatabaseAway("the database was unreachable until the lease nearly lapsed")
@@ -124,6 +136,14 @@ class JobContext:
             raise JobTimedOut("the job ran past its timeout")
         if flags.get("shutdown"):
             raise WorkerShuttingDown("the worker is shutting down")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds``; a cancel (or shutdown) request that arrives meanwhile checkpoints
+        at once, which raises. Handlers that wait should wait here, not in time.sleep."""
+        until = time.monotonic() + seconds
+        while (left := until - time.monotonic()) > 0:
+            if self.interrupted.wait(left):
+                self.checkpoint()
 
 
 class Heartbeat:

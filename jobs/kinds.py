@@ -38,7 +38,7 @@ def demo_sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     for step in range(steps):
         ctx.checkpoint()
         ctx.progress(100 * step / steps, f"step {step + 1} of {steps}")
-        time.sleep(0.1)
+        ctx.sleep(0.1)
     ctx.checkpoint()
     return {"slept": round(time.monotonic() - started, 3), "attempt": ctx.attempt}
 

@@ -24,7 +24,7 @@ from controlplane.lib import correlation, dbgate, tracing
 from controlplane.resilience.budget import RetryBudgetExhaustedError
 from controlplane.resilience.client import refusals_wait
 from controlplane.resilience.retry import RetryPolicy, continuing, is_retryable
-from jobs import lifecycle, outcomes, waiting
+from jobs import lifecycle, outcomes, waiting, wakeups
 from jobs.context import (
     DatabaseAway,
     Heartbeat,
@@ -118,6 +118,7 @@ def _run_claimed(job: dict[str, Any], *, own_process: bool) -> str:
             )
         with (
             Heartbeat(ctx, _end_this_process if own_process else None),
+            wakeups.interruptible(ctx),  # a cancel's NOTIFY reaches this handler's checkpoints
             job_context(ctx.job_id),
             refusals_wait(),  # a breaker refusal becomes a wait below, not an error record
             continuing(_earlier_attempt(job) if attempt > 1 else None),

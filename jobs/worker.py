@@ -49,7 +49,7 @@ from django_q.cluster import Cluster, Sentinel
 
 from controlplane.lib import processes
 from controlplane.lib.notifications import listener
-from jobs import lifecycle, runner
+from jobs import lifecycle, runner, wakeups
 from jobs.maintenance import run_maintenance
 
 logger = logging.getLogger("controlplane.jobs")
@@ -192,11 +192,14 @@ class Worker:
         os.environ[runner.WORKER_ENV] = self.worker_id
         runner.draining = multiprocessing.get_context("fork").Event()
         processes.become_subreaper()  # orphans of a dead sentinel stay ours to end
+        wakeups.share_dispatch_wakeup()  # before the cluster forks its pusher
         cluster = _Cluster(get_broker())
         # Cluster.__init__ installed handlers that call stop() and join; ours drain instead.
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         cluster.start()
+        # New jobs wake the pusher; subscribed after the fork, so only this process listens.
+        wakeups.wake_pusher_on_enqueue()
         # What tells this process the database went away (maintenance fails fast then).
         listener.ensure_running()
         logger.info("worker %s running (drain %ss)", self.worker_id, settings.JOB_DRAIN_SECONDS)
