@@ -54,6 +54,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     # jobs/api.py
     ("get", "/api/v1/jobs/"): ANY_GROUP,  # JobListCreateView: GET IsClient | IsSupport
     ("post", "/api/v1/jobs/"): CLIENTS,  # JobListCreateView: POST IsClient
+    ("post", "/api/v1/jobs/batch/"): CLIENTS,  # JobBatchView: IsClient
     ("get", "/api/v1/jobs/{job_id}/"): ANY_GROUP,  # JobDetailView: IsClient | IsSupport
     ("post", "/api/v1/jobs/{job_id}/cancel/"): CLIENTS,  # JobCancelView: IsClient
 }
