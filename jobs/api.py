@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from controlplane.errors.exceptions import (
+    ConflictError,
     InvalidRequestError,
     NotFoundError,
     PayloadTooLargeError,
@@ -152,8 +153,12 @@ class JobBatchInput(StrictInput, serializers.Serializer):
         for index, item in enumerate(items):
             key = item.get("idempotency_key")
             if key is not None and first.setdefault(key, index) != index:
-                raise serializers.ValidationError(
-                    {index: {"idempotency_key": [f"Item {first[key]} has the same key."]}}
+                # A 409 like a key reused across requests: the schema cannot say "unique
+                # per item", so a schema-valid body must not get a 400.
+                raise ConflictError(
+                    f"Item {index} has the same idempotency_key as item {first[key]}.",
+                    code="IDEMPOTENCY_KEY_REUSED",
+                    metadata={"item": index, "same_as_item": first[key]},
                 )
         return items
 

@@ -174,8 +174,8 @@ def test_a_key_twice_in_one_batch_is_refused(
 ) -> None:
     items = [{**item, "idempotency_key": "same"} for item in sleeps(3)]
     response = api_as(client_user).post(BATCH, {"jobs": items}, format="json")
-    assert_envelope(response, 400, "INVALID_REQUEST")
-    assert response.json()["error"]["metadata"]["item"] == 1
+    assert_envelope(response, 409, "IDEMPOTENCY_KEY_REUSED")  # schema-valid: never a 400
+    assert response.json()["error"]["metadata"] == {"item": 1, "same_as_item": 0}
     assert not Job.objects.exists()
 
 
