@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import signal
-import statistics
 import subprocess
 import sys
 import time
@@ -39,7 +38,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _django import REPO, setup_bench_database
-from _peers import latency_gaps
+from _peers import latency_gaps, percentiles
 
 from tests.reliability.drills.worker_crash import claim_anomalies
 
@@ -50,16 +49,6 @@ BASE_ENV = {
     "JOB_DRAIN_SECONDS": "10",
     "LOG_LEVEL": "WARNING",
 }
-
-
-def pct(samples: list[float]) -> dict[str, float]:
-    samples = sorted(samples)
-    return {
-        "n": len(samples),
-        "p50_ms": round(statistics.median(samples) * 1000, 1),
-        "p95_ms": round(samples[max(0, int(len(samples) * 0.95) - 1)] * 1000, 1),
-        "max_ms": round(samples[-1] * 1000, 1),
-    }
 
 
 class Worker:
@@ -204,7 +193,7 @@ def main() -> None:
             wait_all([job.id], {"succeeded"}, timeout=30)
             job.refresh_from_db()
             latencies.append(job.started_at.timestamp() - asked)
-        result["b_enqueue_to_running"] = pct(latencies)
+        result["b_enqueue_to_running"] = percentiles(latencies)
         # (c) cancel latency
         latencies = []
         for _ in range(args.cancels):
@@ -215,7 +204,7 @@ def main() -> None:
             job.refresh_from_db()
             # The database's clock at both ends: this script's 50 ms polling is not in it.
             latencies.append((job.finished_at - job.cancel_requested_at).total_seconds())
-        result["c_cancel_latency"] = pct(latencies)
+        result["c_cancel_latency"] = percentiles(latencies)
     finally:
         worker.signal_all(signal.SIGKILL)
         worker.proc.wait()
