@@ -60,8 +60,10 @@ def wake_pusher_on_enqueue() -> None:
     event = shared_dispatch_wakeup
     if event is None:
         return
-    listener.subscribe(ENQUEUED_CHANNEL, lambda _payload: event.set(), event.set)
+    # The callback first: subscribing may start the listener, which could connect before
+    # a callback registered afterwards, and the line would never be written.
     listener.on_connected(_log_dispatch_wakeups)
+    listener.subscribe(ENQUEUED_CHANNEL, lambda _payload: event.set(), event.set)
 
 
 def _log_dispatch_wakeups() -> None:
@@ -95,8 +97,8 @@ def listen_for_interrupts(**kwargs: Any) -> None:
     global _interrupts_pid
     if _interrupts_pid != os.getpid():
         _interrupts_pid = os.getpid()
+        listener.on_connected(_log_interrupts)  # before subscribe starts the listener
         listener.subscribe(INTERRUPT_CHANNEL, _interrupt, _recheck_all)
-        listener.on_connected(_log_interrupts)
     listener.ensure_running()
 
 
